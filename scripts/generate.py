@@ -78,6 +78,9 @@ def generate_one(vendor: str, src: dict[str, str], out_dir: Path) -> Path:
         for py in sorted(pkg_tmp.rglob("*.py")):
             py.write_text(header + py.read_text(encoding="utf-8"), encoding="utf-8")
         (pkg_tmp / "py.typed").touch()
+        # Ship the vendor's spec, untouched, with its client: callrec.testing's fake
+        # server validates requests against it and serves exactly what it documents.
+        shutil.copyfile(spec, pkg_tmp / "openapi.yaml")
         provenance = {
             "generator": "openapi-python-client",
             "generator_version": version,
