@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv generate check-generated lint test lock clean
+.PHONY: help venv generate check-generated lint test lock clean update-specs
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -44,3 +44,17 @@ lock:  ## Re-resolve requirements-dev.txt from requirements-dev.in
 
 clean:  ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Breaking changes (exit 1) are still applied, regenerated and tested so they can
+# be reviewed, then the target fails; a page that cannot be fetched or parsed
+# (exit 2) stops it before anything is regenerated.
+update-specs: $(STAMP)  ## Fetch the vendors' docs pages, apply spec changes, regenerate, test (VENDOR=, PAGE=)
+	$(if $(and $(PAGE),$(if $(VENDOR),,x)),$(error PAGE= needs VENDOR=))
+	@breaking=; for v in $(or $(VENDOR),feather siro); do \
+	  rc=0; $(BIN)/python scripts/update_specs.py $$v --apply $(if $(PAGE),--page '$(PAGE)') || rc=$$?; \
+	  if [ $$rc -eq 1 ]; then breaking="$$breaking $$v"; elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	done; \
+	$(MAKE) --no-print-directory generate && $(MAKE) --no-print-directory test || exit $$?; \
+	if [ -n "$$breaking" ]; then \
+	  echo "update-specs: BREAKING changes applied for:$$breaking; review the report and generated/ diff" >&2; exit 1; \
+	fi

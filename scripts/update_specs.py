@@ -76,7 +76,7 @@ def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
-def load_page(vendor: str, src: dict[str, str], page: str | None, index_url: str | None) -> tuple[bytes, str]:
+def load_page(src: dict[str, str], page: str | None, index_url: str | None) -> tuple[bytes, str]:
     """Return the page's bytes and a name for it in messages."""
     if page is not None and not _is_url(page):
         try:
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     src = srcs[args.vendor]
     spec_path, page_path = ROOT / src["spec"], ROOT / src["page"]
     try:
-        content, name = load_page(args.vendor, src, args.page, args.index_url)
+        content, name = load_page(src, args.page, args.index_url)
         source = extract(content, name)
         old = apply_overlay.load_yaml(spec_path)
         overlay = apply_overlay.load_yaml(ROOT / src["overlay"])
