@@ -1,0 +1,566 @@
+"""FeatherClient, SiroClient and their async twins.
+
+The four share one configuration, one retry loop shape and one response
+policy (``_vendors``, ``_retry``, ``_errors``); sync and async differ only in
+how bytes move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import os
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Self
+
+import httpx
+from feather_api import AuthenticatedClient as FeatherGenerated
+from siro_api import AuthenticatedClient as SiroGenerated
+
+from . import __version__
+from ._constants import DEFAULT_DEADLINE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._errors import APIConnectionError, APIStatusError, APITimeoutError, CallrecError, UnexpectedResponseError
+from ._redact import install_log_redaction, redact_text
+from ._retry import is_retryable_status, retry_delay
+from ._signed_url import SignedUrl
+from ._validate import Leg, check_base_url, check_leg, check_recording_id, resolve_credential
+from ._vendors import FEATHER, SIRO, Vendor
+
+__all__ = ["AsyncFeatherClient", "AsyncSiroClient", "FeatherClient", "SiroClient"]
+
+log = logging.getLogger("callrec")
+
+#: API responses are small JSON objects; anything bigger is not one.
+_MAX_API_BODY = 1 << 20
+
+
+class _NotGiven:
+    """Sentinel for "use the client's value" where None would be ambiguous."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
+def _sleep(seconds: float) -> None:
+    """Backoff sleep (a seam for tests of the retry table)."""
+    time.sleep(seconds)
+
+
+async def _asleep(seconds: float) -> None:
+    """Async backoff sleep (a seam for tests of the retry table)."""
+    await asyncio.sleep(seconds)
+
+
+def _coerce_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        if None in (timeout.connect, timeout.read, timeout.write, timeout.pool):
+            raise ValueError("timeout must bound every phase (connect, read, write, pool); None is not allowed")
+        return timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds or an httpx.Timeout, not {timeout!r}")
+    return httpx.Timeout(float(timeout), connect=min(float(timeout), DEFAULT_TIMEOUT.connect or 5.0))
+
+
+def _bounded(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    """The per-attempt timeout, no phase longer than what is left of the deadline."""
+    cap = max(remaining, 0.001)
+    return httpx.Timeout(
+        connect=min(timeout.connect or cap, cap),
+        read=min(timeout.read or cap, cap),
+        write=min(timeout.write or cap, cap),
+        pool=min(timeout.pool or cap, cap),
+    )
+
+
+def _clock_offset(response: httpx.Response) -> float:
+    """The API's clock minus ours, from its Date header (0 when absent or unreadable)."""
+    raw = response.headers.get("date")
+    if not raw:
+        return 0.0
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    if when is None or when.tzinfo is None:
+        return 0.0
+    return when.timestamp() - time.time()
+
+
+def _transport_error(exc: Exception) -> APIConnectionError:
+    text = redact_text(str(exc)) or exc.__class__.__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return APITimeoutError(f"request timed out ({exc.__class__.__name__}: {text})")
+    return APIConnectionError(f"connection failed ({exc.__class__.__name__}: {text})")
+
+
+class _BaseClient:
+    """Configuration and request policy shared by the four clients."""
+
+    _vendor: ClassVar[Vendor]
+    _http: Any
+
+    def __init__(
+        self,
+        credential: str | None,
+        *,
+        base_url: str | httpx.URL | None,
+        timeout: float | httpx.Timeout,
+        max_retries: int,
+        deadline: float,
+        default_headers: dict[str, str] | None,
+        http_client: Any,
+    ) -> None:
+        vendor = self._vendor
+        self._credential = resolve_credential(
+            credential, env_var=vendor.credential_env, keyword=vendor.credential_keyword
+        )
+        raw_base = base_url if base_url is not None else os.environ.get(vendor.base_url_env) or vendor.default_base_url
+        self.base_url = check_base_url(raw_base, what=f"base_url ({vendor.base_url_env})")
+        self.timeout = _coerce_timeout(timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
+        self.max_retries = max_retries
+        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
+            raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
+        self.deadline = float(deadline)
+        self._default_headers = httpx.Headers(default_headers or {})
+        for name, value in self._default_headers.items():
+            if any(c in name + value for c in "\r\n\0"):
+                raise ValueError(f"default header {name!r} contains CR/LF")
+        self._owns_http = http_client is None
+        self._generated: Any = None
+        self._lock = threading.Lock()
+        install_log_redaction()
+
+    # -- shared policy -------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={str(self.base_url)!r}, max_retries={self.max_retries})"
+
+    def with_options(
+        self, *, timeout: float | httpx.Timeout = NOT_GIVEN, max_retries: int = NOT_GIVEN, deadline: float = NOT_GIVEN
+    ) -> Self:
+        """A copy with other timeout/retry/deadline settings, sharing this client's connection pool.
+
+        Usage: ``client.with_options(timeout=5, max_retries=0).recording_url("id")``
+        """
+        clone = copy.copy(self)
+        clone._owns_http = False  # the original owns (and closes) the shared connection pool
+        clone._generated = None
+        clone._lock = threading.Lock()
+        if timeout is not NOT_GIVEN:
+            clone.timeout = _coerce_timeout(timeout)
+        if max_retries is not NOT_GIVEN:
+            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+                raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
+            clone.max_retries = max_retries
+        if deadline is not NOT_GIVEN:
+            if not isinstance(deadline, (int, float)) or not deadline > 0:
+                raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
+            clone.deadline = float(deadline)
+        return clone
+
+    def _build_request(self, recording_id: str, leg: str | None, remaining: float) -> httpx.Request:
+        kwargs = self._vendor.request_kwargs(recording_id, leg)
+        # Keep any path prefix of base_url (a proxy mount point) and append the
+        # already percent-encoded operation path.
+        raw_path = self.base_url.raw_path.split(b"?")[0].rstrip(b"/") + kwargs["url"].encode("ascii")
+        url = self.base_url.copy_with(raw_path=raw_path)
+        headers = httpx.Headers({"Accept": "application/json", "User-Agent": f"callrec/{__version__}"})
+        headers.update(self._default_headers)
+        headers[self._vendor.auth_header] = self._credential
+        return self._http.build_request(  # type: ignore[no-any-return]
+            kwargs["method"].upper(),
+            url,
+            params=kwargs.get("params") or None,
+            headers=headers,
+            timeout=_bounded(self.timeout, remaining),
+        )
+
+    def _outcome(
+        self, response: httpx.Response, recording_id: str, leg: str | None
+    ) -> tuple[SignedUrl | None, CallrecError | None, bool]:
+        """(result, error, retryable) for a complete response."""
+        try:
+            return self._vendor.parse(response, recording_id, leg, _clock_offset(response)), None, False
+        except APIStatusError as exc:
+            return None, exc, is_retryable_status(exc.status_code)
+        except CallrecError as exc:
+            return None, exc, False
+
+    def _log_attempt(self, request: httpx.Request, outcome: str, attempt: int, started: float) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "%s %s %s -> %s (attempt %d/%d, %.0f ms)",
+                self._vendor.name,
+                request.method,
+                request.url.path,
+                outcome,
+                attempt + 1,
+                self.max_retries + 1,
+                (time.monotonic() - started) * 1000,
+            )
+
+    def _next_delay(
+        self, attempt: int, error: CallrecError, retryable: bool, response: httpx.Response | None, deadline: float
+    ) -> float:
+        """Seconds to wait before the next attempt, or raise ``error`` if there is none."""
+        if not retryable or attempt >= self.max_retries:
+            raise error
+        delay = retry_delay(attempt, response)
+        if time.monotonic() + delay >= deadline:
+            raise error
+        log.debug("%s: retrying in %.2f s after %s", self._vendor.name, delay, type(error).__name__)
+        return delay
+
+    def _generated_kwargs(self) -> dict[str, Any]:
+        return {
+            "base_url": str(self.base_url),
+            "token": self._credential,
+            "prefix": "",
+            "auth_header_name": self._vendor.auth_header,
+            "timeout": self.timeout,
+            "headers": dict(self._default_headers),
+            "follow_redirects": False,
+            "raise_on_unexpected_status": False,
+        }
+
+    @property
+    def generated(self) -> Any:
+        """The generated client (``feather_api``/``siro_api`` AuthenticatedClient), auth injected.
+
+        An escape hatch for operations callrec does not wrap. It has its own
+        connection pool, the same base URL, timeout and headers, never follows
+        redirects, and is closed with this client. It does not retry.
+        """
+        with self._lock:
+            if self._generated is None:
+                cls = FeatherGenerated if self._vendor is FEATHER else SiroGenerated
+                self._generated = cls(**self._generated_kwargs())
+            return self._generated
+
+
+def _deadline_error(vendor: Vendor, deadline: float) -> APITimeoutError:
+    return APITimeoutError(f"{vendor.name}: the call did not finish within its {deadline:g} s deadline")
+
+
+class _SyncClient(_BaseClient):
+    def __init__(
+        self,
+        credential: str | None,
+        *,
+        base_url: str | httpx.URL | None,
+        timeout: float | httpx.Timeout,
+        max_retries: int,
+        deadline: float,
+        default_headers: dict[str, str] | None,
+        http_client: httpx.Client | None,
+    ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise TypeError("http_client must be an httpx.Client (use the Async* clients with httpx.AsyncClient)")
+        super().__init__(
+            credential,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+            http_client=http_client,
+        )
+        self._http: httpx.Client = http_client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+
+    def _send(self, request: httpx.Request, deadline: float) -> httpx.Response:
+        """One attempt: send and read the whole (small) body, checking the deadline between reads."""
+        response = self._http.send(request, stream=True, follow_redirects=False)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > _MAX_API_BODY:
+                    raise UnexpectedResponseError("the API response is larger than 1 MiB", response=response)
+                if time.monotonic() > deadline:
+                    raise _deadline_error(self._vendor, self.deadline)
+                chunks.append(chunk)
+        finally:
+            response.close()
+        return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks), request=request)
+
+    def _recording_url(self, recording_id: str, leg: str | None) -> SignedUrl:
+        recording_id = check_recording_id(recording_id)
+        deadline = time.monotonic() + self.deadline
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            remaining = deadline - started
+            if remaining <= 0:
+                raise _deadline_error(self._vendor, self.deadline)
+            request = self._build_request(recording_id, leg, remaining)
+            response: httpx.Response | None = None
+            try:
+                response = self._send(request, deadline)
+            except httpx.TransportError as exc:
+                error: CallrecError = _transport_error(exc)
+                retryable = True
+                self._log_attempt(request, type(exc).__name__, attempt, started)
+            else:
+                result, err, retryable = self._outcome(response, recording_id, leg)
+                self._log_attempt(request, str(response.status_code), attempt, started)
+                if result is not None:
+                    return result
+                assert err is not None
+                error = err
+            _sleep(self._next_delay(attempt, error, retryable, response, deadline))
+            attempt += 1
+
+    def close(self) -> None:
+        """Close the connection pool (if this client created it) and the generated client."""
+        if self._generated is not None:
+            self._generated.__exit__(None, None, None)
+            self._generated = None
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AsyncClient(_BaseClient):
+    def __init__(
+        self,
+        credential: str | None,
+        *,
+        base_url: str | httpx.URL | None,
+        timeout: float | httpx.Timeout,
+        max_retries: int,
+        deadline: float,
+        default_headers: dict[str, str] | None,
+        http_client: httpx.AsyncClient | None,
+    ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise TypeError("http_client must be an httpx.AsyncClient (use the sync clients with httpx.Client)")
+        super().__init__(
+            credential,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+            http_client=http_client,
+        )
+        self._http: httpx.AsyncClient = http_client or httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        response = await self._http.send(request, stream=True, follow_redirects=False)
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > _MAX_API_BODY:
+                    raise UnexpectedResponseError("the API response is larger than 1 MiB", response=response)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks), request=request)
+
+    async def _recording_url(self, recording_id: str, leg: str | None) -> SignedUrl:
+        recording_id = check_recording_id(recording_id)
+        deadline = time.monotonic() + self.deadline
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            remaining = deadline - started
+            if remaining <= 0:
+                raise _deadline_error(self._vendor, self.deadline)
+            request = self._build_request(recording_id, leg, remaining)
+            response: httpx.Response | None = None
+            try:
+                async with asyncio.timeout(remaining):
+                    response = await self._send(request)
+            except TimeoutError:
+                raise _deadline_error(self._vendor, self.deadline) from None
+            except httpx.TransportError as exc:
+                error: CallrecError = _transport_error(exc)
+                retryable = True
+                self._log_attempt(request, type(exc).__name__, attempt, started)
+            else:
+                result, err, retryable = self._outcome(response, recording_id, leg)
+                self._log_attempt(request, str(response.status_code), attempt, started)
+                if result is not None:
+                    return result
+                assert err is not None
+                error = err
+            await _asleep(self._next_delay(attempt, error, retryable, response, deadline))
+            attempt += 1
+
+    async def aclose(self) -> None:
+        """Close the connection pool (if this client created it) and the generated client."""
+        if self._generated is not None:
+            await self._generated.__aexit__(None, None, None)
+            self._generated = None
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class FeatherClient(_SyncClient):
+    """Feather AI: fresh presigned URLs for agent-call recordings.
+
+    Usage::
+
+        with FeatherClient() as feather:  # FEATHER_API_KEY, FEATHER_BASE_URL
+            url = feather.recording_url("call_123", leg="supervisor")
+    """
+
+    _vendor = FEATHER
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        deadline: float = DEFAULT_DEADLINE,
+        default_headers: dict[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+            http_client=http_client,
+        )
+
+    def recording_url(self, recording_id: str, *, leg: Leg = "main") -> SignedUrl:
+        """Mint a fresh signed URL for a call's recording (``leg``: "main" or "supervisor")."""
+        return self._recording_url(recording_id, check_leg(leg))
+
+
+class SiroClient(_SyncClient):
+    """Siro: short-lived signed URLs for redacted recording audio.
+
+    Usage::
+
+        with SiroClient() as siro:  # SIRO_AUTH_TOKEN, SIRO_BASE_URL
+            url = siro.recording_url("rec_456")
+    """
+
+    _vendor = SIRO
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        deadline: float = DEFAULT_DEADLINE,
+        default_headers: dict[str, str] | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        super().__init__(
+            token,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+            http_client=http_client,
+        )
+
+    def recording_url(self, recording_id: str) -> SignedUrl:
+        """Mint a fresh signed URL for a recording's redacted audio."""
+        return self._recording_url(recording_id, None)
+
+
+class AsyncFeatherClient(_AsyncClient):
+    """Async twin of :class:`FeatherClient`.
+
+    Usage::
+
+        async with AsyncFeatherClient() as feather:
+            url = await feather.recording_url("call_123")
+    """
+
+    _vendor = FEATHER
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        deadline: float = DEFAULT_DEADLINE,
+        default_headers: dict[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+            http_client=http_client,
+        )
+
+    async def recording_url(self, recording_id: str, *, leg: Leg = "main") -> SignedUrl:
+        """Mint a fresh signed URL for a call's recording (``leg``: "main" or "supervisor")."""
+        return await self._recording_url(recording_id, check_leg(leg))
+
+
+class AsyncSiroClient(_AsyncClient):
+    """Async twin of :class:`SiroClient`.
+
+    Usage::
+
+        async with AsyncSiroClient() as siro:
+            url = await siro.recording_url("rec_456")
+    """
+
+    _vendor = SIRO
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        deadline: float = DEFAULT_DEADLINE,
+        default_headers: dict[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(
+            token,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+            http_client=http_client,
+        )
+
+    async def recording_url(self, recording_id: str) -> SignedUrl:
+        """Mint a fresh signed URL for a recording's redacted audio."""
+        return await self._recording_url(recording_id, None)

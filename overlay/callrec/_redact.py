@@ -1,0 +1,68 @@
+"""What is secret and how it is hidden: the one redaction policy.
+
+A signed URL is a bearer credential (its query string carries the signature),
+so anything that prints a URL goes through :func:`redact_url`. httpx logs every
+request URL at INFO on the ``httpx`` logger; :func:`install_log_redaction`
+adds a filter there that rewrites URLs before any handler sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import httpx
+
+__all__ = ["install_log_redaction", "redact_text", "redact_url"]
+
+_URL_IN_TEXT = re.compile(r"(https?://[^\s\"'<>?#]+)\?[^\s\"'<>#]*")
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """The URL with its query string and userinfo replaced by a marker."""
+    try:
+        parsed = httpx.URL(str(url))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "<unparseable url>"
+    shown = parsed.copy_with(query=None, fragment=None, username=None, password=None)
+    text = str(shown)
+    if parsed.userinfo:
+        text = text.replace("://", "://<redacted>@", 1)
+    return text + ("?<redacted>" if parsed.query else "")
+
+
+def redact_text(text: str) -> str:
+    """Replace the query string of every URL inside free text."""
+    return _URL_IN_TEXT.sub(r"\1?<redacted>", text)
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites URL arguments of httpx's log records (e.g. "HTTP Request: GET <url>")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: self._clean(v) for k, v in record.args.items()}
+        if isinstance(record.msg, str) and "://" in record.msg:
+            record.msg = redact_text(record.msg)
+        return True
+
+    @staticmethod
+    def _clean(arg: Any) -> Any:
+        if isinstance(arg, httpx.URL):
+            return redact_url(arg)
+        if isinstance(arg, str) and "://" in arg:
+            return redact_text(arg)
+        return arg
+
+
+_FILTER = _RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Attach the redacting filter to httpx's logger (idempotent)."""
+    logger = logging.getLogger("httpx")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)

@@ -1,0 +1,106 @@
+"""Input checks done before any request: ids, legs, credentials, URLs."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Literal, get_args
+
+import httpx
+
+from ._errors import MissingCredentialsError, UnexpectedResponseError
+from ._redact import redact_url
+
+__all__ = ["LEGS", "Leg", "check_base_url", "check_leg", "check_recording_id", "check_signed_url", "resolve_credential"]
+
+Leg = Literal["main", "supervisor"]
+LEGS: tuple[str, ...] = get_args(Leg)
+_MAX_ID_LENGTH = 1024
+
+
+def check_recording_id(recording_id: object) -> str:
+    """Return the id if usable; raise before any request otherwise.
+
+    Any other string travels as exactly one percent-encoded path segment (the
+    generated client quotes it with ``safe=""``). "." and ".." are refused
+    because URL normalisation would turn them into a different path.
+    """
+    if not isinstance(recording_id, str):
+        raise TypeError(f"recording_id must be a str, not {type(recording_id).__name__}")
+    if not recording_id.strip():
+        raise ValueError("recording_id must not be empty or whitespace")
+    if recording_id in (".", ".."):
+        raise ValueError("recording_id must not be '.' or '..'")
+    if len(recording_id) > _MAX_ID_LENGTH:
+        raise ValueError(f"recording_id is longer than {_MAX_ID_LENGTH} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in recording_id):
+        raise ValueError("recording_id must not contain control characters")
+    return recording_id
+
+
+def check_leg(leg: object) -> Leg:
+    """Return the leg if it is one of LEGS; raise ValueError listing them otherwise."""
+    if leg not in LEGS:
+        raise ValueError(f"leg must be one of {', '.join(repr(v) for v in LEGS)}; got {leg!r}")
+    return leg  # type: ignore[return-value]  # narrowed by the membership test
+
+
+def resolve_credential(value: str | None, *, env_var: str, keyword: str) -> str:
+    """The explicit value, else the environment variable; checked without echoing it."""
+    if value is None:
+        value = os.environ.get(env_var)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{keyword} must be a str")
+    if value is None or not value.strip():
+        raise MissingCredentialsError(env_var, keyword)
+    if any(c in value for c in "\r\n\0") or not value.isascii() or not value.isprintable():
+        raise ValueError(
+            f"{keyword} (or {env_var}) contains CR/LF, control or non-ASCII characters; "
+            "refusing to send it (value not shown)"
+        )
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_problem(url: httpx.URL) -> str | None:
+    if url.scheme not in ("https", "http") or not url.host:
+        return "must be an absolute http(s) URL"
+    if url.userinfo:
+        return "must not contain userinfo (user@host)"
+    if url.scheme == "http" and not _is_loopback(url.host):
+        return "must use https (plain http is accepted only for loopback hosts)"
+    return None
+
+
+def check_base_url(value: str | httpx.URL, *, what: str) -> httpx.URL:
+    """Parse and check an API base URL; raise ValueError (redacted) if unusable."""
+    try:
+        url = httpx.URL(str(value))
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(f"{what} is not a valid URL ({exc.__class__.__name__})") from None
+    problem = _url_problem(url) or ("must not have a query or fragment" if url.query or url.fragment else None)
+    if problem:
+        raise ValueError(f"{what} {problem}: {redact_url(url)}")
+    return url
+
+
+def check_signed_url(value: str, *, response: httpx.Response | None = None) -> str:
+    """A signed URL from the API must be absolute https without userinfo (http on loopback)."""
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError):
+        raise UnexpectedResponseError("the API returned a signed URL that does not parse", response=response) from None
+    problem = _url_problem(url)
+    if problem:
+        raise UnexpectedResponseError(
+            f"the API returned an unusable signed URL ({redact_url(url)}): it {problem}", response=response
+        )
+    return value
