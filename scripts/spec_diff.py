@@ -597,6 +597,20 @@ def normalize(node: Any, key: str = "") -> Any:
     return node
 
 
+def _inline(doc: _Doc, node: Any, stack: tuple[str, ...] = ()) -> Any:
+    """A copy of node with every local $ref replaced by its target (cycles keep their $ref)."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            if ref in stack:
+                return {"$ref": ref}
+            return _inline(doc, doc.deref(node)[0], (*stack, ref))
+        return {k: _inline(doc, v, stack) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(doc, v, stack) for v in node]
+    return node
+
+
 def _leaf_diffs(old: Any, new: Any, path: str) -> Iterator[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         for k in [*old, *(k for k in new if k not in old)]:
@@ -695,7 +709,8 @@ def compare(old: Any, new: Any, overlay: Any = None) -> list[Change]:
     if old_named is not None and new_named is not None:
         changes.extend(name_changes(old_named, new_named))
     if not changes:
-        changes = [Change(False, "", line) for line in _leaf_diffs(normalize(old), normalize(new), "$")]
+        old_flat, new_flat = normalize(_inline(_Doc(old), old)), normalize(_inline(_Doc(new), new))
+        changes = [Change(False, "", line) for line in _leaf_diffs(old_flat, new_flat, "$")]
     return sorted(changes, key=lambda c: not c.breaking)
 
 

@@ -1,0 +1,519 @@
+"""scripts/update_specs.py and spec_diff.py: what a vendor spec change means for client users."""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import spec_diff
+import update_specs
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "update_specs.py"
+FEATHER_TITLE = "Get a fresh presigned recording URL"
+
+BASE: dict[str, Any] = yaml.safe_load(
+    """
+openapi: 3.0.3
+info: {title: Calls, version: '1'}
+servers:
+  - url: https://api.example.com
+  - url: https://eu.api.example.com
+security: []
+paths:
+  /calls/{id}:
+    get:
+      tags: [Calls]
+      operationId: getCall
+      summary: Get a call
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+        - {name: leg, in: query, required: false, schema: {type: string, enum: [main, supervisor]}}
+      responses:
+        '200':
+          description: OK
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Call'}
+        '404': {description: Not found}
+      security: [{ApiKey: []}]
+    delete:
+      tags: [Calls]
+      operationId: deleteCall
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: string}}
+      responses:
+        '204': {description: Deleted}
+      security: [{ApiKey: []}]
+  /calls:
+    post:
+      tags: [Calls]
+      operationId: createCall
+      requestBody:
+        required: false
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [to]
+              properties:
+                to: {type: string}
+                channel: {type: string, enum: [voice, sms]}
+      responses:
+        '201':
+          description: Created
+          content:
+            application/json:
+              schema:
+                type: object
+                properties:
+                  id: {type: string}
+      security: [{ApiKey: []}]
+components:
+  schemas:
+    Call:
+      type: object
+      required: [id, status, recording]
+      properties:
+        id: {type: string}
+        status: {type: string, enum: [queued, done]}
+        note: {type: string, description: Free text}
+        recording:
+          type: object
+          required: [url]
+          properties:
+            url: {type: string}
+            expiresAt: {type: string, format: date-time}
+        segments:
+          type: array
+          items:
+            type: object
+            properties:
+              start: {type: number}
+              speaker:
+                anyOf:
+                  - {type: string}
+                  - {type: integer}
+  securitySchemes:
+    ApiKey: {type: apiKey, in: header, name: X-API-Key}
+"""
+)
+
+GET = ("paths", "/calls/{id}", "get")
+POST = ("paths", "/calls", "post")
+CALL = ("components", "schemas", "Call", "properties")
+BODY = (*POST, "requestBody", "content", "application/json", "schema")
+SCHEME = ("components", "securitySchemes", "ApiKey")
+
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def _parent(doc: Any, keys: tuple[Any, ...]) -> Any:
+    for key in keys[:-1]:
+        doc = doc[key]
+    return doc
+
+
+def set_(*keys: Any, to: Any) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        _parent(doc, keys)[keys[-1]] = to
+
+    return mutate
+
+
+def delete(*keys: Any) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        del _parent(doc, keys)[keys[-1]]
+
+    return mutate
+
+
+def append(*keys: Any, item: Any) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        _parent(doc, keys)[keys[-1]].append(item)
+
+    return mutate
+
+
+def rename(*keys: Any, to: str) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        parent = _parent(doc, keys)
+        parent[to] = parent.pop(keys[-1])
+
+    return mutate
+
+
+def overlay(*actions: dict[str, Any]) -> dict[str, Any]:
+    return {"overlay": "1.0.0", "info": {"title": "t", "version": "1"}, "actions": list(actions)}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    mutations: tuple[Mutation, ...]
+    expected: tuple[str, ...]
+    overlay: dict[str, Any] | None = field(default=None)
+    both: tuple[Mutation, ...] = ()  # applied to the old and the new spec first
+
+
+NAME_404 = overlay(
+    {"target": "$.paths['/calls/{id}'].get.responses['404']", "description": "Name the 404 body.", "update": {}}
+)
+LOGO = overlay({"target": "$.info['x-logo']", "update": {"altText": "Calls"}})
+V2 = overlay({"target": "$.paths['/v2/calls']", "description": "Tag the v2 path.", "update": {"tagged": True}})
+
+# fmt: off
+CASES = [
+    # -- operations and paths
+    Case("operation-removed-is-breaking", (delete("paths", "/calls/{id}", "delete"),),
+         ("BREAKING: DELETE /calls/{id}: operation removed",)),
+    Case("path-renamed-is-removed-plus-added", (rename("paths", "/calls", to="/v2/calls"),),
+         ("BREAKING: /calls: path removed (POST)", "NON-BREAKING: /v2/calls: path added (POST)")),
+    Case("new-operation-is-non-breaking",
+         (set_("paths", "/calls/{id}", "put", to={"responses": {"200": {"description": "OK"}}}),),
+         ("NON-BREAKING: PUT /calls/{id}: operation added",)),
+    Case("first-tag-changed-is-breaking-generated-module-moves", (set_(*GET, "tags", to=["Recordings"]),),
+         ("BREAKING: GET /calls/{id}: first tag changed ['Calls'] → ['Recordings'] "
+          "(the generated module is named after it)",)),
+    Case("operation-id-changed-is-breaking-generated-function-renamed", (set_(*GET, "operationId", to="fetchCall"),),
+         ("BREAKING: GET /calls/{id}: operationId changed 'getCall' → 'fetchCall' (the generated function is renamed)",)),
+    Case("summary-and-description-changes-are-non-breaking",
+         (set_(*GET, "summary", to="Fetch a call"), set_(*CALL, "note", "description", to="Anything")),
+         ("NON-BREAKING: GET /calls/{id}: summary changed",
+          "NON-BREAKING: GET /calls/{id}: response 200 property 'note' description changed")),
+    Case("example-change-is-non-breaking", (set_(*CALL, "id", "example", to="c_1"),),
+         ("NON-BREAKING: GET /calls/{id}: response 200 property 'id' example changed",)),
+    # -- parameters
+    Case("required-parameter-added-is-breaking",
+         (append(*GET, "parameters", item={"name": "X-Trace", "in": "header", "required": True,
+                                           "schema": {"type": "string"}}),),
+         ("BREAKING: GET /calls/{id}: header parameter 'X-Trace' added as required",)),
+    Case("optional-parameter-added-is-non-breaking",
+         (append(*GET, "parameters", item={"name": "fields", "in": "query", "schema": {"type": "string"}}),),
+         ("NON-BREAKING: GET /calls/{id}: query parameter 'fields' added (optional)",)),
+    Case("parameter-made-required-is-breaking", (set_(*GET, "parameters", 1, "required", to=True),),
+         ("BREAKING: GET /calls/{id}: query parameter 'leg' made required",)),
+    Case("parameter-removed-is-breaking", (delete(*GET, "parameters", 1),),
+         ("BREAKING: GET /calls/{id}: query parameter 'leg' removed (the generated function loses the argument)",)),
+    Case("parameter-type-changed-is-breaking", (set_(*GET, "parameters", 0, "schema", "type", to="integer"),),
+         ("BREAKING: GET /calls/{id}: path parameter 'id' type changed string → integer",)),
+    Case("parameter-enum-narrowed-is-breaking", (set_(*GET, "parameters", 1, "schema", "enum", to=["main"]),),
+         ("BREAKING: GET /calls/{id}: query parameter 'leg' enum narrowed: value 'supervisor' removed",)),
+    Case("parameter-enum-widened-is-non-breaking",
+         (append(*GET, "parameters", 1, "schema", "enum", item="both"),),
+         ("NON-BREAKING: GET /calls/{id}: query parameter 'leg' enum widened: value 'both' added",)),
+    # -- request bodies
+    Case("request-body-made-required-is-breaking", (set_(*POST, "requestBody", "required", to=True),),
+         ("BREAKING: POST /calls: request body made required",)),
+    Case("request-body-added-as-required-is-breaking",
+         (set_("paths", "/calls/{id}", "delete", "requestBody",
+               to={"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}),),
+         ("BREAKING: DELETE /calls/{id}: request body added as required",)),
+    Case("optional-request-body-added-is-non-breaking",
+         (set_("paths", "/calls/{id}", "delete", "requestBody",
+               to={"content": {"application/json": {"schema": {"type": "object"}}}}),),
+         ("NON-BREAKING: DELETE /calls/{id}: request body added (optional)",)),
+    Case("request-property-added-as-required-is-breaking",
+         (set_(*BODY, "properties", "from", to={"type": "string"}), append(*BODY, "required", item="from")),
+         ("BREAKING: POST /calls: request body property 'from' added as required",)),
+    Case("request-property-enum-narrowed-is-breaking",
+         (set_(*BODY, "properties", "channel", "enum", to=["voice"]),),
+         ("BREAKING: POST /calls: request body property 'channel' enum narrowed: value 'sms' removed",)),
+    # -- responses (through $ref, nested objects, arrays, anyOf)
+    Case("nested-response-property-removed-is-breaking", (delete(*CALL, "recording", "properties", "expiresAt"),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'recording.expiresAt' removed",)),
+    Case("response-property-renamed-is-removed-plus-added", (rename(*CALL, "note", to="notes"),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'note' removed",
+          "NON-BREAKING: GET /calls/{id}: response 200 property 'notes' added")),
+    Case("response-property-type-changed-in-array-item-is-breaking",
+         (set_(*CALL, "segments", "items", "properties", "start", "type", to="string"),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'segments[].start' type changed number → string",)),
+    Case("response-property-format-changed-is-breaking",
+         (delete(*CALL, "recording", "properties", "expiresAt", "format"),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'recording.expiresAt' type changed "
+          "string(date-time) → string",)),
+    Case("response-property-made-optional-is-breaking",
+         (set_("components", "schemas", "Call", "required", to=["id", "status"]),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'recording' made optional (was required)",)),
+    Case("response-property-made-nullable-is-breaking", (set_(*CALL, "id", "nullable", to=True),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'id' may now be null",)),
+    Case("response-enum-value-added-is-breaking", (append(*CALL, "status", "enum", item="failed"),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'status' enum value 'failed' added "
+          "(generated models reject unknown values)",)),
+    Case("response-enum-value-removed-is-breaking", (set_(*CALL, "status", "enum", to=["done"]),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'status' enum value 'queued' removed",)),
+    Case("response-anyof-variant-added-is-breaking",
+         (append(*CALL, "segments", "items", "properties", "speaker", "anyOf", item={"type": "boolean"}),),
+         ("BREAKING: GET /calls/{id}: response 200 property 'segments[].speaker' anyOf variant boolean added",)),
+    Case("new-optional-response-property-is-non-breaking", (set_(*CALL, "duration", to={"type": "number"}),),
+         ("NON-BREAKING: GET /calls/{id}: response 200 property 'duration' added",)),
+    Case("success-status-removed-is-breaking", (delete(*GET, "responses", "200"),),
+         ("BREAKING: GET /calls/{id}: success response 200 removed",)),
+    Case("error-status-added-is-non-breaking", (set_(*GET, "responses", "429", to={"description": "Slow down"}),),
+         ("NON-BREAKING: GET /calls/{id}: error response 429 added",)),
+    Case("error-status-removed-is-non-breaking", (delete(*GET, "responses", "404"),),
+         ("NON-BREAKING: GET /calls/{id}: error response 404 removed",)),
+    Case("ref-inlined-is-no-change",
+         (set_(*GET, "responses", "200", "content", "application/json", "schema",
+               to=copy.deepcopy(BASE["components"]["schemas"]["Call"])),),
+         ()),
+    # -- security and servers
+    Case("security-scheme-header-name-changed-is-breaking", (set_(*SCHEME, "name", to="X-Api-Token"),),
+         ("BREAKING: security scheme 'ApiKey': header name changed 'X-API-Key' → 'X-Api-Token'",)),
+    Case("security-scheme-header-name-case-only-is-non-breaking", (set_(*SCHEME, "name", to="x-api-key"),),
+         ("NON-BREAKING: security scheme 'ApiKey': header name changed 'X-API-Key' → 'x-api-key' "
+          "(case only; HTTP header names are case-insensitive)",)),
+    Case("security-scheme-location-changed-is-breaking", (set_(*SCHEME, "in", to="query"),),
+         ("BREAKING: security scheme 'ApiKey': in changed 'header' → 'query'",)),
+    Case("operation-security-requirement-changed-is-breaking",
+         (set_("components", "securitySchemes", "Bearer", to={"type": "http", "scheme": "bearer"}),
+          set_(*GET, "security", to=[{"Bearer": []}])),
+         ("BREAKING: GET /calls/{id}: security requirement changed ApiKey → Bearer",
+          "NON-BREAKING: security scheme 'Bearer': added")),
+    Case("server-url-removed-is-non-breaking-but-reported", (delete("servers", 1),),
+         ("NON-BREAKING: servers: server URL https://eu.api.example.com removed",)),
+    # -- the overlay must keep applying
+    Case("overlay-target-no-longer-matching-is-breaking", (delete(*GET, "responses", "404"),),
+         ("BREAKING: overlay action 0 (Name the 404 body.) target $.paths['/calls/{id}'].get.responses['404'] "
+          "no longer matches anything",
+          "NON-BREAKING: GET /calls/{id}: error response 404 removed"),
+         overlay=NAME_404),
+    Case("overlay-that-no-longer-applies-is-breaking",
+         (set_("info", "x-logo", to="https://example.com/logo.png"),),
+         ("BREAKING: overlay no longer applies: action 0: target \"$.info['x-logo']\" selects a str; "
+          "update needs an object or array",),
+         overlay=LOGO, both=(set_("info", "x-logo", to={"url": "https://example.com/logo.png"}),)),
+    Case("overlay-giving-an-invalid-spec-is-breaking", (rename("paths", "/calls", to="/v2/calls"),),
+         ("BREAKING: /calls: path removed (POST)",
+          "BREAKING: overlay no longer gives a valid spec: overlaid spec: invalid OpenAPI 3.x: 'tagged' ...",
+          "NON-BREAKING: /v2/calls: path added (POST)"),
+         overlay=V2),
+]
+# fmt: on
+
+
+def _matches(line: str, expected: str) -> bool:
+    return line.startswith(expected[:-3]) if expected.endswith("...") else line == expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_change_is_classified(case: Case) -> None:
+    old, new = copy.deepcopy(BASE), copy.deepcopy(BASE)
+    for mutate in case.both:
+        mutate(old)
+        mutate(new)
+    for mutate in case.mutations:
+        mutate(new)
+    lines = [str(c) for c in spec_diff.compare(old, new, case.overlay)]
+    assert len(lines) == len(case.expected), lines
+    assert all(_matches(line, want) for line, want in zip(lines, case.expected, strict=True)), lines
+    assert spec_diff.report(spec_diff.compare(old, new, case.overlay)) == (
+        "\n".join(lines) + "\n" if lines else "no changes\n"
+    )
+
+
+def test_unchanged_base_spec_has_no_changes() -> None:
+    assert spec_diff.compare(BASE, copy.deepcopy(BASE)) == []
+
+
+# -- the script ---------------------------------------------------------------
+
+
+def run(*args: str | Path, script: Path = SCRIPT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def page_with(spec: str, title: str = FEATHER_TITLE) -> str:
+    return f"# {title}\n\n## OpenAPI\n\n````yaml get /api/v1/agent-calls/{{id}}/recording-url\n{spec}````\n"
+
+
+@pytest.mark.parametrize("vendor", ["feather", "siro"])
+def test_real_page_unchanged_reports_no_changes(vendor: str) -> None:
+    proc = run(vendor, "--page", ROOT / "specs" / "pages" / f"{vendor}.md")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "no changes\n", "")
+
+
+def test_reformatted_but_equal_spec_is_no_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = yaml.safe_load((ROOT / "specs" / "feather.openapi.yaml").read_text())
+    responses = doc["paths"]["/api/v1/agent-calls/{id}/recording-url"]["get"]["responses"]
+    responses["200"]["content"]["application/json"]["schema"]["required"].reverse()
+    text = yaml.safe_dump(doc, sort_keys=True, default_flow_style=True, width=60)
+    assert text != (ROOT / "specs" / "feather.openapi.yaml").read_text()
+    page = tmp_path / "feather.md"
+    page.write_text(page_with(text))
+    assert update_specs.main(["feather", "--page", str(page)]) == 0
+    assert capsys.readouterr().out == "no changes\n"
+
+
+def test_page_that_fails_to_parse_exits_2_with_one_line(tmp_path: Path) -> None:
+    page = tmp_path / "broken.md"
+    page.write_text("```yaml\nopenapi: [unclosed\n```\n")
+    proc = run("feather", "--page", page)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert str(page) in proc.stderr
+    assert "YAML does not parse" in proc.stderr
+
+
+def test_overlay_action_that_stops_matching_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = yaml.safe_load((ROOT / "specs" / "feather.openapi.yaml").read_text())
+    del doc["paths"]["/api/v1/agent-calls/{id}/recording-url"]["get"]["responses"]["400"]
+    page = tmp_path / "feather.md"
+    page.write_text(page_with(yaml.safe_dump(doc, sort_keys=False)))
+    assert update_specs.main(["feather", "--page", str(page)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "BREAKING: overlay action 6 (400 body is the named BadRequestBody ...) target "
+        "$.paths['/api/v1/agent-calls/{id}/recording-url'].get.responses['400'].content['application/json'] "
+        "no longer matches anything",
+        "NON-BREAKING: GET /api/v1/agent-calls/{id}/recording-url: error response 400 removed",
+    ]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of specs/ and scripts/ so --apply never touches the real repository."""
+    copy_root = tmp_path / "project"
+    for folder in ("specs", "scripts"):
+        shutil.copytree(ROOT / folder, copy_root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy_root
+
+
+def _breaking_page(tmp_path: Path) -> tuple[Path, str]:
+    vendored = (ROOT / "specs" / "feather.openapi.yaml").read_text()
+    spec = vendored.replace("                  expiresAt:\n                    type: string\n", "", 1)
+    assert spec != vendored
+    page = tmp_path / "new-feather.md"
+    page.write_text(page_with(spec))
+    return page, spec
+
+
+def test_apply_writes_spec_byte_for_byte_and_page_copy_even_when_breaking(project: Path, tmp_path: Path) -> None:
+    page, spec = _breaking_page(tmp_path)
+    proc = run("feather", "--page", page, "--apply", script=project / "scripts" / "update_specs.py")
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [
+        "BREAKING: GET /api/v1/agent-calls/{id}/recording-url: response 200 property 'expiresAt' removed"
+    ]
+    assert (project / "specs" / "feather.openapi.yaml").read_bytes() == spec.encode()
+    assert (project / "specs" / "pages" / "feather.md").read_bytes() == page.read_bytes()
+    assert (project / "specs" / "siro.openapi.yaml").read_bytes() == (ROOT / "specs" / "siro.openapi.yaml").read_bytes()
+
+
+def test_without_apply_nothing_is_written(project: Path, tmp_path: Path) -> None:
+    page, _ = _breaking_page(tmp_path)
+    before = {p: p.read_bytes() for p in (project / "specs").rglob("*") if p.is_file()}
+    proc = run("feather", "--page", page, script=project / "scripts" / "update_specs.py")
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("BREAKING: ")
+    assert {p: p.read_bytes() for p in (project / "specs").rglob("*") if p.is_file()} == before
+
+
+# -- fetching -----------------------------------------------------------------
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def test_unreachable_index_gives_one_line_error_and_exit_2() -> None:
+    url = f"http://127.0.0.1:{_unused_port()}/llms.txt"
+    proc = run("feather", "--index-url", url)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"update_specs: feather: {url}: cannot fetch (ConnectError")
+
+
+@pytest.fixture
+def docs_site(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A loopback docs site: a path -> body mapping served over HTTP; anything else is 404."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    routes: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = routes.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", routes
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_index_entry_with_the_recorded_title_is_fetched(
+    docs_site: tuple[str, dict[str, bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, routes = docs_site
+    routes["/llms.txt"] = (
+        b"# Feather\n\n## Docs\n\n"
+        b"- [Get a call](https://127.0.0.1:1/never.md): not this one\n"
+        b"- [Get a fresh presigned recording URL](/api/recording-url.md): Generate a fresh URL\n"
+    )
+    routes["/api/recording-url.md"] = (ROOT / "specs" / "pages" / "feather.md").read_bytes()
+    assert update_specs.main(["feather", "--index-url", f"{base}/llms.txt"]) == 0
+    assert capsys.readouterr() == ("no changes\n", "")
+
+
+@pytest.mark.parametrize(
+    ("llms_txt", "reason"),
+    [
+        (b"- [Something else](/x.md): nope\n", "no entry titled 'Get a fresh presigned recording URL'"),
+        (b"- [Get a fresh presigned recording URL](/gone.md): moved\n", "/gone.md: HTTP 404"),
+    ],
+    ids=["title-missing-from-index", "page-link-is-404"],
+)
+def test_index_without_a_usable_entry_exits_2(
+    docs_site: tuple[str, dict[str, bytes]], capsys: pytest.CaptureFixture[str], llms_txt: bytes, reason: str
+) -> None:
+    base, routes = docs_site
+    routes["/llms.txt"] = llms_txt
+    assert update_specs.main(["feather", "--index-url", f"{base}/llms.txt"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1
+    assert reason in err
+
+
+def test_page_url_is_fetched_directly(
+    docs_site: tuple[str, dict[str, bytes]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, routes = docs_site
+    routes["/siro.md"] = (ROOT / "specs" / "pages" / "siro.md").read_bytes()
+    assert update_specs.main(["siro", "--page", f"{base}/siro.md"]) == 0
+    assert capsys.readouterr().out == "no changes\n"
+
+
+def test_help_names_the_options() -> None:
+    proc = run("--help")
+    assert proc.returncode == 0
+    for option in ("--page", "--apply", "--index-url", "{feather,siro}"):
+        assert option in proc.stdout
