@@ -25,7 +25,10 @@ BREAKING
   - the first tag changed (the generated module is named after it)
   - after the overlay: an operationId or a component schema name changed or
     gone (generated names change); an overlay action whose target matched
-    before but matches nothing now; an overlay that no longer applies
+    before but matches nothing now; an overlay that no longer applies or gives
+    an invalid spec; a breaking difference between the overlaid spec and the
+    vendor's that was not there before (an overlay's named copy of a schema
+    hiding the vendor's change)
 NON-BREAKING
   - new operations, paths, optional parameters, optional request properties,
     response properties, success or error statuses; error statuses removed;
@@ -75,6 +78,7 @@ class Change:
     breaking: bool
     location: str
     message: str
+    cosmetic: bool = False  # documentation only: summaries, descriptions, titles, examples
 
     def __str__(self) -> str:
         label = "BREAKING" if self.breaking else "NON-BREAKING"
@@ -190,8 +194,8 @@ class _Differ:
         self.changes: list[Change] = []
         self.location = ""
 
-    def add(self, breaking: bool, message: str, location: str | None = None) -> None:
-        self.changes.append(Change(breaking, self.location if location is None else location, message))
+    def add(self, breaking: bool, message: str, location: str | None = None, *, cosmetic: bool = False) -> None:
+        self.changes.append(Change(breaking, self.location if location is None else location, message, cosmetic))
 
     # -- whole document ------------------------------------------------------
 
@@ -219,7 +223,7 @@ class _Differ:
             if old.get(field) != new.get(field):
                 self.add(False, f"{field} changed {_fmt(old.get(field))} → {_fmt(new.get(field))}", "info")
         if old.get("description") != new.get("description"):
-            self.add(False, "description changed", "info")
+            self.add(False, "description changed", "info", cosmetic=True)
 
     def _servers(self, old: list[Any], new: list[Any]) -> None:
         old_urls = [s.get("url") for s in old if isinstance(s, dict)]
@@ -268,7 +272,7 @@ class _Differ:
                     not case_only, f"{o.get('in')} name changed {_fmt(old_name)} → {_fmt(new_name)}{suffix}", where
                 )
             if o.get("description") != n.get("description"):
-                self.add(False, "description changed", where)
+                self.add(False, "description changed", where, cosmetic=True)
         for name in new:
             if name not in old:
                 self.add(False, "added", f"security scheme '{name}'")
@@ -294,7 +298,7 @@ class _Differ:
     ) -> None:
         for field in ("summary", "description"):
             if o.get(field) != n.get(field):
-                self.add(False, f"{field} changed")
+                self.add(False, f"{field} changed", cosmetic=True)
         if bool(o.get("deprecated")) != bool(n.get("deprecated")):
             self.add(False, "deprecated" if n.get("deprecated") else "no longer deprecated")
         old_tags, new_tags = o.get("tags") or [], n.get("tags") or []
@@ -344,7 +348,7 @@ class _Differ:
             elif o.get("required") and not n.get("required"):
                 self.add(False, f"{label} made optional")
             if o.get("description") != n.get("description"):
-                self.add(False, f"{label} description changed")
+                self.add(False, f"{label} description changed", cosmetic=True)
             if bool(o.get("deprecated")) != bool(n.get("deprecated")):
                 self.add(False, f"{label} {'deprecated' if n.get('deprecated') else 'no longer deprecated'}")
             for field in ("style", "explode"):
@@ -379,7 +383,7 @@ class _Differ:
         elif o.get("required") and not n.get("required"):
             self.add(False, "request body made optional")
         if o.get("description") != n.get("description"):
-            self.add(False, "request body description changed")
+            self.add(False, "request body description changed", cosmetic=True)
         self._content(o.get("content") or {}, n.get("content") or {}, "request body", "request", needed=True)
 
     def _content(
@@ -398,7 +402,7 @@ class _Differ:
                 root = label if direction == "request" else f"{label} body"
                 self._schema(o.get("schema"), n.get("schema"), label, root, "", direction, frozenset())
                 if o.get("example") != n.get("example") or o.get("examples") != n.get("examples"):
-                    self.add(False, f"{root} example changed")
+                    self.add(False, f"{root} example changed", cosmetic=True)
 
     # -- responses -------------------------------------------------------------
 
@@ -421,7 +425,7 @@ class _Differ:
             o, _ = self.old.deref(raw)
             n, _ = self.new.deref(new[status])
             if o.get("description") != n.get("description"):
-                self.add(False, f"response {status} description changed")
+                self.add(False, f"response {status} description changed", cosmetic=True)
             where = f"response {status}"
             self._content(o.get("content") or {}, n.get("content") or {}, where, "response", needed=_is_success(status))
 
@@ -479,9 +483,9 @@ class _Differ:
             self.add(False, f"{subject} default changed {_fmt(o.get('default'))} → {_fmt(n.get('default'))}")
         for field in ("description", "title"):
             if o.get(field) != n.get(field):
-                self.add(False, f"{subject} {field} changed")
+                self.add(False, f"{subject} {field} changed", cosmetic=True)
         if o.get("example") != n.get("example") or o.get("examples") != n.get("examples"):
-            self.add(False, f"{subject} example changed")
+            self.add(False, f"{subject} example changed", cosmetic=True)
         for field in _CONSTRAINTS:
             if o.get(field) != n.get(field):
                 self.add(False, f"{subject} {field} changed {_fmt(o.get(field))} → {_fmt(n.get(field))}")
@@ -699,6 +703,22 @@ def name_changes(old: Any, new: Any) -> list[Change]:
     return changes
 
 
+def stale_overlay(old: Any, new: Any, old_overlaid: Any, new_overlaid: Any) -> list[Change]:
+    """Where the client's spec (overlaid) now disagrees with what the vendor documents.
+
+    Overlays replace inline schemas with named copies, so a vendor change the copy
+    does not follow would reach the generated client silently. Compared as "client
+    built for the overlaid spec, server behaving as the vendor spec says"; what
+    already disagreed before (and documentation) is left out.
+    """
+    before = {str(c) for c in _Differ(old_overlaid, old).run()}
+    return [
+        Change(c.breaking, c.location, f"the overlaid spec disagrees with the vendor's (fix the overlay): {c.message}")
+        for c in _Differ(new_overlaid, new).run()
+        if not c.cosmetic and str(c) not in before
+    ]
+
+
 def compare(old: Any, new: Any, overlay: Any = None) -> list[Change]:
     """Every change from ``old`` to ``new``, breaking ones first; ``[]`` means semantically identical."""
     changes = _Differ(old, new).run()
@@ -708,6 +728,8 @@ def compare(old: Any, new: Any, overlay: Any = None) -> list[Change]:
         changes.extend(found)
     if old_named is not None and new_named is not None:
         changes.extend(name_changes(old_named, new_named))
+        if overlay is not None:
+            changes.extend(stale_overlay(old, new, old_named, new_named))
     if not changes:
         old_flat, new_flat = normalize(_inline(_Doc(old), old)), normalize(_inline(_Doc(new), new))
         changes = [Change(False, "", line) for line in _leaf_diffs(old_flat, new_flat, "$")]

@@ -171,6 +171,14 @@ NAME_404 = overlay(
     {"target": "$.paths['/calls/{id}'].get.responses['404']", "description": "Name the 404 body.", "update": {}}
 )
 LOGO = overlay({"target": "$.info['x-logo']", "update": {"altText": "Calls"}})
+CREATED = (*POST, "responses", "201", "content", "application/json")
+NAME_201 = overlay(
+    {"target": "$.paths['/calls'].post.responses['201'].content['application/json'].schema", "remove": True},
+    {"target": "$.paths['/calls'].post.responses['201'].content['application/json']",
+     "update": {"schema": {"$ref": "#/components/schemas/Created"}}},
+    {"target": "$.components.schemas",
+     "update": {"Created": {"type": "object", "properties": {"id": {"type": "string"}}}}},
+)  # fmt: skip
 V2 = overlay({"target": "$.paths['/v2/calls']", "description": "Tag the v2 path.", "update": {"tagged": True}})
 
 # fmt: off
@@ -289,6 +297,18 @@ CASES = [
           "no longer matches anything",
           "NON-BREAKING: GET /calls/{id}: error response 404 removed"),
          overlay=NAME_404),
+    Case("vendor-change-the-overlay-copy-hides-is-reported-against-the-overlay",
+         (delete(*CREATED, "schema", "properties", "id"),),
+         ("BREAKING: POST /calls: response 201 property 'id' removed",
+          "BREAKING: POST /calls: the overlaid spec disagrees with the vendor's (fix the overlay): "
+          "response 201 property 'id' removed"),
+         overlay=NAME_201),
+    Case("vendor-addition-the-overlay-copy-lacks-is-non-breaking",
+         (set_(*CREATED, "schema", "properties", "at", to={"type": "string"}),),
+         ("NON-BREAKING: POST /calls: response 201 property 'at' added",
+          "NON-BREAKING: POST /calls: the overlaid spec disagrees with the vendor's (fix the overlay): "
+          "response 201 property 'at' added"),
+         overlay=NAME_201),
     Case("overlay-that-no-longer-applies-is-breaking",
          (set_("info", "x-logo", to="https://example.com/logo.png"),),
          ("BREAKING: overlay no longer applies: action 0: target \"$.info['x-logo']\" selects a str; "
@@ -405,7 +425,10 @@ def test_apply_writes_spec_byte_for_byte_and_page_copy_even_when_breaking(projec
     proc = run("feather", "--page", page, "--apply", script=project / "scripts" / "update_specs.py")
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == [
-        "BREAKING: GET /api/v1/agent-calls/{id}/recording-url: response 200 property 'expiresAt' removed"
+        "BREAKING: GET /api/v1/agent-calls/{id}/recording-url: response 200 property 'expiresAt' removed",
+        # The overlay's named RecordingUrl copy still requires expiresAt.
+        "BREAKING: GET /api/v1/agent-calls/{id}/recording-url: the overlaid spec disagrees with the vendor's "
+        "(fix the overlay): response 200 property 'expiresAt' removed",
     ]
     assert (project / "specs" / "feather.openapi.yaml").read_bytes() == spec.encode()
     assert (project / "specs" / "pages" / "feather.md").read_bytes() == page.read_bytes()
