@@ -7,6 +7,7 @@ are memoised per distinct request (the auth value is checked before, by the serv
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import threading
 from dataclasses import dataclass
@@ -34,15 +35,20 @@ def load_spec(package: str) -> dict[str, Any]:
     return spec
 
 
+@functools.cache
+def _request_validator(package: str) -> tuple[str, Any]:
+    """The spec's server URL and its openapi-core request validator, shared by every server."""
+    from openapi_core import OpenAPI
+
+    spec = load_spec(package)
+    return str(spec["servers"][0]["url"]).rstrip("/"), OpenAPI.from_dict(spec).request_validator
+
+
 class SpecValidator:
     """Request validation for one vendor, built once."""
 
     def __init__(self, package: str) -> None:
-        from openapi_core import OpenAPI
-
-        spec = load_spec(package)
-        self._server = str(spec["servers"][0]["url"]).rstrip("/")
-        self._validator = OpenAPI.from_dict(spec).request_validator
+        self._server, self._validator = _request_validator(package)
         self._cache: dict[tuple[str, str, str, str, bytes], tuple[Issue, ...]] = {}
         self._lock = threading.Lock()
 
