@@ -10,7 +10,9 @@ Usage::
 
 __version__ = "0.1.0"
 
+from ._bulk import BulkItem
 from ._client import AsyncFeatherClient, AsyncSiroClient, FeatherClient, SiroClient
+from ._download import DownloadResult
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -29,6 +31,7 @@ from ._errors import (
     UnexpectedResponseError,
     UnprocessableEntityError,
 )
+from ._link import AsyncLink, Link
 from ._signed_url import SignedUrl
 
 __all__ = [
@@ -36,13 +39,17 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AsyncFeatherClient",
+    "AsyncLink",
     "AsyncSiroClient",
     "AuthenticationError",
     "BadRequestError",
+    "BulkItem",
     "CallrecError",
     "DownloadError",
+    "DownloadResult",
     "FeatherClient",
     "InternalServerError",
+    "Link",
     "MissingCredentialsError",
     "NotFoundError",
     "PermissionDeniedError",

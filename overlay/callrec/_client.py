@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
 
@@ -21,8 +23,24 @@ from feather_api import AuthenticatedClient as FeatherGenerated
 from siro_api import AuthenticatedClient as SiroGenerated
 
 from . import __version__
-from ._constants import DEFAULT_DEADLINE, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._bulk import BulkItem, Manifest, check_folder, expected_errors, failure, is_item_retryable, unique_ids
+from ._constants import DEFAULT_DEADLINE, DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._download import (
+    CHUNK_SIZE,
+    DEFAULT_DOWNLOAD_DEADLINE,
+    Action,
+    Destination,
+    DownloadResult,
+    ProgressCallback,
+    Transfer,
+    blocked_cookies,
+    commit,
+    discard,
+    open_temp,
+    plan_destination,
+)
 from ._errors import APIConnectionError, APIStatusError, APITimeoutError, CallrecError, UnexpectedResponseError
+from ._link import AsyncLink, Link
 from ._redact import install_log_redaction, redact_text
 from ._retry import is_retryable_status, retry_delay
 from ._signed_url import SignedUrl
@@ -30,6 +48,11 @@ from ._validate import Leg, check_base_url, check_leg, check_recording_id, resol
 from ._vendors import FEATHER, SIRO, Vendor
 
 __all__ = ["AsyncFeatherClient", "AsyncSiroClient", "FeatherClient", "SiroClient"]
+
+#: A URL with less than this left is re-minted before the storage request.
+_DOWNLOAD_EXPIRY_MARGIN = 5.0
+#: Tries of one item in download_many (the download itself also resumes internally).
+_BULK_ITEM_ATTEMPTS = 3
 
 log = logging.getLogger("callrec")
 
@@ -136,6 +159,8 @@ class _BaseClient:
         self._owns_http = http_client is None
         self._generated: Any = None
         self._lock = threading.Lock()
+        # The storage client is shared with with_options() copies and closed by the original.
+        self._storage_box: dict[str, Any] = {}
         install_log_redaction()
 
     # -- shared policy -------------------------------------------------
@@ -154,6 +179,7 @@ class _BaseClient:
         clone._owns_http = False  # the original owns (and closes) the shared connection pool
         clone._generated = None
         clone._lock = threading.Lock()
+        # _storage_box is shared on purpose: copies reuse the storage pool.
         if timeout is not NOT_GIVEN:
             clone.timeout = _coerce_timeout(timeout)
         if max_retries is not NOT_GIVEN:
@@ -165,6 +191,29 @@ class _BaseClient:
                 raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
             clone.deadline = float(deadline)
         return clone
+
+    def _storage_kwargs(self) -> dict[str, Any]:
+        """A separate client for signed URLs: no credentials, default headers or cookies, no redirects."""
+        return {
+            "timeout": self.timeout,
+            "follow_redirects": False,
+            "cookies": blocked_cookies(),
+            "headers": {"User-Agent": f"callrec/{__version__}"},
+        }
+
+    def _prepare_download(
+        self, recording_id: str, dest: str | os.PathLike[str], leg: str | None, overwrite: bool
+    ) -> Destination:
+        """Check inputs and the destination before any request."""
+        recording_id = check_recording_id(recording_id)
+        target = plan_destination(dest, self._vendor.name, recording_id, leg)
+        existing = target.existing()
+        if existing is not None and not overwrite:
+            raise FileExistsError(f"{existing} exists (pass overwrite=True to replace it)")
+        return target
+
+    def _storage_timeout(self, transfer: Transfer) -> httpx.Timeout:
+        return _bounded(self.timeout, transfer.remaining())
 
     def _build_request(self, recording_id: str, leg: str | None, remaining: float) -> httpx.Request:
         kwargs = self._vendor.request_kwargs(recording_id, leg)
@@ -319,6 +368,117 @@ class _SyncClient(_BaseClient):
             _sleep(self._next_delay(attempt, error, retryable, response, deadline))
             attempt += 1
 
+    @property
+    def _storage(self) -> httpx.Client:
+        with self._lock:
+            if "client" not in self._storage_box:
+                self._storage_box["client"] = httpx.Client(**self._storage_kwargs())
+            return self._storage_box["client"]  # type: ignore[no-any-return]
+
+    def _transfer_once(self, transfer: Transfer, url: str) -> Action:
+        try:
+            with self._storage.stream(
+                "GET", url, headers=transfer.request_headers(), timeout=self._storage_timeout(transfer)
+            ) as response:
+                action = transfer.on_response(response)
+                if action is Action.ERROR:
+                    body = b""
+                    for chunk in response.iter_raw():
+                        body += chunk
+                        if len(body) > 16384:
+                            break
+                    return transfer.on_error_body(response, body)
+                for chunk in response.iter_raw(CHUNK_SIZE):
+                    transfer.on_chunk(chunk)
+                return transfer.on_body_end()
+        except httpx.TransportError as exc:
+            return transfer.on_transport_error(exc)
+
+    def _download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        leg: str | None,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+        deadline: float | None,
+    ) -> DownloadResult:
+        target = self._prepare_download(recording_id, dest, leg, overwrite)
+        deadline_at = time.monotonic() + (deadline or DEFAULT_DOWNLOAD_DEADLINE)
+        signed = self._recording_url(recording_id, leg)
+        file, temp = open_temp(target.folder, target.stem)
+        try:
+            transfer = Transfer(file, progress=progress, deadline=deadline_at)
+            while True:
+                if signed.is_expired(margin=_DOWNLOAD_EXPIRY_MARGIN):
+                    transfer._refresh()
+                    signed = self._refresh_url(transfer, recording_id, leg)
+                action = self._transfer_once(transfer, signed.url)
+                if action is Action.DONE:
+                    break
+                if action is Action.REFRESH:
+                    signed = self._refresh_url(transfer, recording_id, leg)
+                else:
+                    _sleep(transfer.take_delay())
+            final = target.final_path(transfer.content_type, transfer.head)
+            commit(file, temp, final, overwrite=overwrite)
+        except BaseException:
+            discard(file, temp)
+            raise
+        return DownloadResult(
+            path=final,
+            bytes=transfer.offset,
+            content_type=transfer.content_type,
+            sha256=transfer.sha256(),
+            url_refreshes=transfer.refreshes,
+        )
+
+    def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
+        try:
+            return self.with_options(deadline=transfer.remaining())._recording_url(recording_id, leg)
+        except CallrecError as exc:
+            transfer.on_refresh_error(exc)
+            raise
+
+    def _download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        leg: str | None,
+        concurrency: int,
+        overwrite: bool,
+    ) -> list[BulkItem]:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
+        folder = check_folder(dest_dir)
+        todo = unique_ids(ids)
+        manifest = Manifest(folder)
+
+        def one(rid: str) -> BulkItem:
+            done = None if overwrite else manifest.completed(rid, leg)
+            if done is not None:
+                return BulkItem(recording_id=rid, leg=leg, status="skipped", result=done)
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    result = self._download(rid, folder, leg, overwrite, None, None)
+                except expected_errors() as exc:
+                    if attempt < _BULK_ITEM_ATTEMPTS and is_item_retryable(exc):
+                        continue
+                    item = failure(rid, leg, exc, attempt)
+                else:
+                    item = BulkItem(recording_id=rid, leg=leg, status="downloaded", result=result, attempts=attempt)
+                manifest.record(item)
+                return item
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="callrec-bulk") as pool:
+            return list(pool.map(one, todo))
+
+    def _link(self, recording_id: str, leg: str | None, margin: float) -> Link:
+        recording_id = check_recording_id(recording_id)
+        return Link(lambda: self._recording_url(recording_id, leg), margin=margin)
+
     def close(self) -> None:
         """Close the connection pool (if this client created it) and the generated client."""
         if self._generated is not None:
@@ -326,6 +486,9 @@ class _SyncClient(_BaseClient):
             self._generated = None
         if self._owns_http:
             self._http.close()
+            storage = self._storage_box.pop("client", None)
+            if storage is not None:
+                storage.close()
 
     def __enter__(self) -> Self:
         return self
@@ -403,6 +566,122 @@ class _AsyncClient(_BaseClient):
             await _asleep(self._next_delay(attempt, error, retryable, response, deadline))
             attempt += 1
 
+    @property
+    def _storage(self) -> httpx.AsyncClient:
+        if "client" not in self._storage_box:
+            self._storage_box["client"] = httpx.AsyncClient(**self._storage_kwargs())
+        return self._storage_box["client"]  # type: ignore[no-any-return]
+
+    async def _transfer_once(self, transfer: Transfer, url: str) -> Action:
+        try:
+            async with self._storage.stream(
+                "GET", url, headers=transfer.request_headers(), timeout=self._storage_timeout(transfer)
+            ) as response:
+                action = transfer.on_response(response)
+                if action is Action.ERROR:
+                    body = b""
+                    async for chunk in response.aiter_raw():
+                        body += chunk
+                        if len(body) > 16384:
+                            break
+                    return transfer.on_error_body(response, body)
+                async for chunk in response.aiter_raw(CHUNK_SIZE):
+                    transfer.on_chunk(chunk)
+                return transfer.on_body_end()
+        except httpx.TransportError as exc:
+            return transfer.on_transport_error(exc)
+
+    async def _download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        leg: str | None,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+        deadline: float | None,
+    ) -> DownloadResult:
+        target = self._prepare_download(recording_id, dest, leg, overwrite)
+        deadline_at = time.monotonic() + (deadline or DEFAULT_DOWNLOAD_DEADLINE)
+        signed = await self._recording_url(recording_id, leg)
+        file, temp = open_temp(target.folder, target.stem)
+        try:
+            transfer = Transfer(file, progress=progress, deadline=deadline_at)
+            while True:
+                if signed.is_expired(margin=_DOWNLOAD_EXPIRY_MARGIN):
+                    transfer._refresh()
+                    signed = await self._refresh_url(transfer, recording_id, leg)
+                try:
+                    async with asyncio.timeout(transfer.remaining()):
+                        action = await self._transfer_once(transfer, signed.url)
+                except TimeoutError:
+                    transfer.remaining()  # raises DownloadError: the deadline passed
+                    raise
+                if action is Action.DONE:
+                    break
+                if action is Action.REFRESH:
+                    signed = await self._refresh_url(transfer, recording_id, leg)
+                else:
+                    await _asleep(transfer.take_delay())
+            final = target.final_path(transfer.content_type, transfer.head)
+            await asyncio.to_thread(commit, file, temp, final, overwrite=overwrite)
+        except BaseException:
+            discard(file, temp)
+            raise
+        return DownloadResult(
+            path=final,
+            bytes=transfer.offset,
+            content_type=transfer.content_type,
+            sha256=transfer.sha256(),
+            url_refreshes=transfer.refreshes,
+        )
+
+    async def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
+        try:
+            return await self.with_options(deadline=transfer.remaining())._recording_url(recording_id, leg)
+        except CallrecError as exc:
+            transfer.on_refresh_error(exc)
+            raise
+
+    async def _download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        leg: str | None,
+        concurrency: int,
+        overwrite: bool,
+    ) -> list[BulkItem]:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
+        folder = check_folder(dest_dir)
+        todo = unique_ids(ids)
+        manifest = Manifest(folder)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(rid: str) -> BulkItem:
+            done = None if overwrite else manifest.completed(rid, leg)
+            if done is not None:
+                return BulkItem(recording_id=rid, leg=leg, status="skipped", result=done)
+            attempt = 0
+            async with gate:
+                while True:
+                    attempt += 1
+                    try:
+                        result = await self._download(rid, folder, leg, overwrite, None, None)
+                    except expected_errors() as exc:
+                        if attempt < _BULK_ITEM_ATTEMPTS and is_item_retryable(exc):
+                            continue
+                        item = failure(rid, leg, exc, attempt)
+                    else:
+                        item = BulkItem(recording_id=rid, leg=leg, status="downloaded", result=result, attempts=attempt)
+                    await asyncio.to_thread(manifest.record, item)
+                    return item
+
+        return list(await asyncio.gather(*(one(rid) for rid in todo)))
+
+    def _link(self, recording_id: str, leg: str | None, margin: float) -> AsyncLink:
+        recording_id = check_recording_id(recording_id)
+        return AsyncLink(lambda: self._recording_url(recording_id, leg), margin=margin)
+
     async def aclose(self) -> None:
         """Close the connection pool (if this client created it) and the generated client."""
         if self._generated is not None:
@@ -410,6 +689,9 @@ class _AsyncClient(_BaseClient):
             self._generated = None
         if self._owns_http:
             await self._http.aclose()
+            storage = self._storage_box.pop("client", None)
+            if storage is not None:
+                await storage.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -454,6 +736,43 @@ class FeatherClient(_SyncClient):
         """Mint a fresh signed URL for a call's recording (``leg``: "main" or "supervisor")."""
         return self._recording_url(recording_id, check_leg(leg))
 
+    def download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        leg: Leg = "main",
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> DownloadResult:
+        """Download a call's recording to ``dest`` (a file, or a folder: ``feather-<id>-<leg>.<ext>``).
+
+        Streams to a temporary file beside the destination and renames it into place; mints a fresh
+        URL and resumes with Range when the signed URL expires. ``progress(done, total)`` is called
+        per chunk; ``deadline`` (seconds, default an hour) bounds the whole download.
+        """
+        return self._download(recording_id, dest, check_leg(leg), overwrite, progress, deadline)
+
+    def download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        leg: Leg = "main",
+        concurrency: int = 8,
+        overwrite: bool = False,
+    ) -> list[BulkItem]:
+        """Download many recordings into ``dest_dir`` with ``concurrency`` threads; see ``manifest.jsonl``.
+
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed).
+        """
+        return self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite)
+
+    def link(self, recording_id: str, *, leg: Leg = "main", margin: float = DEFAULT_EXPIRY_MARGIN) -> Link:
+        """A Link whose ``get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""
+        return self._link(recording_id, check_leg(leg), margin)
+
 
 class SiroClient(_SyncClient):
     """Siro: short-lived signed URLs for redacted recording audio.
@@ -490,6 +809,41 @@ class SiroClient(_SyncClient):
     def recording_url(self, recording_id: str) -> SignedUrl:
         """Mint a fresh signed URL for a recording's redacted audio."""
         return self._recording_url(recording_id, None)
+
+    def download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> DownloadResult:
+        """Download a recording's audio to ``dest`` (a file, or a folder: ``siro-<id>.<ext>``).
+
+        Streams to a temporary file beside the destination and renames it into place; mints a fresh
+        URL and resumes with Range when the signed URL expires. ``progress(done, total)`` is called
+        per chunk; ``deadline`` (seconds, default an hour) bounds the whole download.
+        """
+        return self._download(recording_id, dest, None, overwrite, progress, deadline)
+
+    def download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = 8,
+        overwrite: bool = False,
+    ) -> list[BulkItem]:
+        """Download many recordings into ``dest_dir`` with ``concurrency`` threads; see ``manifest.jsonl``.
+
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed).
+        """
+        return self._download_many(ids, dest_dir, None, concurrency, overwrite)
+
+    def link(self, recording_id: str, *, margin: float = DEFAULT_EXPIRY_MARGIN) -> Link:
+        """A Link whose ``get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""
+        return self._link(recording_id, None, margin)
 
 
 class AsyncFeatherClient(_AsyncClient):
@@ -528,6 +882,41 @@ class AsyncFeatherClient(_AsyncClient):
         """Mint a fresh signed URL for a call's recording (``leg``: "main" or "supervisor")."""
         return await self._recording_url(recording_id, check_leg(leg))
 
+    async def download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        leg: Leg = "main",
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> DownloadResult:
+        """Download a call's recording to ``dest`` (a file, or a folder: ``feather-<id>-<leg>.<ext>``).
+
+        See :meth:`FeatherClient.download`.
+        """
+        return await self._download(recording_id, dest, check_leg(leg), overwrite, progress, deadline)
+
+    async def download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        leg: Leg = "main",
+        concurrency: int = 8,
+        overwrite: bool = False,
+    ) -> list[BulkItem]:
+        """Download many recordings into ``dest_dir``, ``concurrency`` at a time; see ``manifest.jsonl``.
+
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed).
+        """
+        return await self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite)
+
+    def link(self, recording_id: str, *, leg: Leg = "main", margin: float = DEFAULT_EXPIRY_MARGIN) -> AsyncLink:
+        """An AsyncLink whose ``await get()`` returns a URL with more than ``margin`` seconds left."""
+        return self._link(recording_id, check_leg(leg), margin)
+
 
 class AsyncSiroClient(_AsyncClient):
     """Async twin of :class:`SiroClient`.
@@ -564,3 +953,36 @@ class AsyncSiroClient(_AsyncClient):
     async def recording_url(self, recording_id: str) -> SignedUrl:
         """Mint a fresh signed URL for a recording's redacted audio."""
         return await self._recording_url(recording_id, None)
+
+    async def download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> DownloadResult:
+        """Download a recording's audio to ``dest`` (a file, or a folder: ``siro-<id>.<ext>``).
+
+        See :meth:`SiroClient.download`.
+        """
+        return await self._download(recording_id, dest, None, overwrite, progress, deadline)
+
+    async def download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = 8,
+        overwrite: bool = False,
+    ) -> list[BulkItem]:
+        """Download many recordings into ``dest_dir``, ``concurrency`` at a time; see ``manifest.jsonl``.
+
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed).
+        """
+        return await self._download_many(ids, dest_dir, None, concurrency, overwrite)
+
+    def link(self, recording_id: str, *, margin: float = DEFAULT_EXPIRY_MARGIN) -> AsyncLink:
+        """An AsyncLink whose ``await get()`` returns a URL with more than ``margin`` seconds left."""
+        return self._link(recording_id, None, margin)

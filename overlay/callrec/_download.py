@@ -1,0 +1,355 @@
+"""Downloading a recording safely: the transfer policy, shared by the sync and async clients.
+
+The policy is sans-I/O: :class:`Transfer` is told what the storage host said
+and decides what happens next (stream, resume, restart, mint a fresh URL,
+back off, or fail); the clients only move bytes. Files are written to a
+temporary file beside the destination, fsynced and renamed into place, so a
+failure never leaves a partial file and never touches an existing one.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import http.cookiejar
+import os
+import re
+import tempfile
+import time
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import attrs
+import httpx
+
+from ._audio import EXTENSIONS, SNIFF_BYTES, extension_for, looks_like_audio
+from ._errors import CallrecError, DownloadError
+from ._redact import redact_url
+from ._retry import retry_delay
+
+__all__ = ["DownloadResult", "ProgressCallback", "Transfer", "blocked_cookies", "plan_destination"]
+
+#: Called with (bytes written so far, total bytes or None).
+ProgressCallback = Callable[[int, "int | None"], None]
+
+CHUNK_SIZE = 256 * 1024
+#: Fresh URLs minted for one download before giving up.
+MAX_URL_REFRESHES = 3
+#: Retries of the storage request after transient failures (resets, 5xx, cut bodies).
+MAX_STORAGE_RETRIES = 4
+#: Default wall-clock bound on one whole download.
+DEFAULT_DOWNLOAD_DEADLINE = 3600.0
+_MAX_ERROR_BODY = 16 * 1024
+_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+_SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@attrs.frozen
+class DownloadResult:
+    """What a download produced.
+
+    Attributes:
+        path: the final file.
+        bytes: its size.
+        content_type: the storage host's Content-Type.
+        sha256: hex digest of the file.
+        url_refreshes: how many fresh URLs had to be minted (expiry before or during the transfer).
+    """
+
+    path: Path
+    bytes: int
+    content_type: str | None
+    sha256: str
+    url_refreshes: int
+
+
+def blocked_cookies() -> http.cookiejar.CookieJar:
+    """A cookie jar that stores nothing: the storage client must not carry state between URLs."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe rendering of an id: ASCII letters, digits, '.', '_', '-' only, no leading dot."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    cleaned = _SAFE_CHARS.sub("_", ascii_text).strip("._") or "recording"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    # Different ids may sanitize to the same name ("a/b" and "a_b"): keep them apart.
+    return cleaned[:100] if cleaned == text else f"{cleaned[:100]}_{digest}"
+
+
+@attrs.frozen
+class Destination:
+    """Where a download goes: a fixed path, or a folder plus a stem awaiting its extension."""
+
+    folder: Path
+    fixed: Path | None
+    stem: str
+
+    def final_path(self, content_type: str | None, head: bytes) -> Path:
+        if self.fixed is not None:
+            return self.fixed
+        return self.folder / f"{self.stem}.{extension_for(content_type, head)}"
+
+    def existing(self) -> Path | None:
+        """An existing file this download would replace, if any."""
+        if self.fixed is not None:
+            return self.fixed if self.fixed.exists() else None
+        for ext in (*sorted(EXTENSIONS), "bin"):
+            candidate = self.folder / f"{self.stem}.{ext}"
+            if candidate.exists():
+                return candidate
+        return None
+
+
+def plan_destination(dest: str | os.PathLike[str], provider: str, recording_id: str, leg: str | None) -> Destination:
+    """Resolve ``dest`` (a file path, or an existing folder / a path ending in a separator)."""
+    raw = os.fspath(dest)
+    if not raw:
+        raise ValueError("dest must not be empty")
+    path = Path(raw).expanduser()
+    stem = "-".join(p for p in (provider, safe_name(recording_id), leg) if p)
+    if path.is_dir() or raw.endswith((os.sep, "/")):
+        if not path.is_dir():
+            raise FileNotFoundError(f"destination folder does not exist: {path}")
+        return Destination(folder=path, fixed=None, stem=stem)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"destination folder does not exist: {path.parent}")
+    return Destination(folder=path.parent, fixed=path, stem=stem)
+
+
+class Action(enum.Enum):
+    """What the driver does next."""
+
+    STREAM = "stream"  # read the body and feed it to on_chunk
+    ERROR = "error"  # read the (small) body and pass it to on_error_body
+    DONE = "done"
+    REFRESH = "refresh"  # mint a fresh URL, then request again
+    RETRY = "retry"  # wait `delay`, then request again
+
+
+def _is_expired_answer(status: int, body: bytes) -> bool:
+    """S3: 403 AccessDenied "Request has expired"; GCS: 400 ExpiredToken (also 403 on some hosts)."""
+    text = body[:_MAX_ERROR_BODY].decode("utf-8", "replace")
+    if status == 403 and "Request has expired" in text:
+        return True
+    return status in (400, 401, 403) and "<Code>ExpiredToken</Code>" in text
+
+
+def _error_code(body: bytes) -> str:
+    match = re.search(rb"<Code>([A-Za-z0-9_.-]{1,64})</Code>", body[:_MAX_ERROR_BODY])
+    return match.group(1).decode() if match else "no error code"
+
+
+class Transfer:
+    """The download policy for one recording: resume, restart, refresh and integrity checks."""
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        *,
+        progress: ProgressCallback | None,
+        deadline: float,
+        max_refreshes: int = MAX_URL_REFRESHES,
+        max_retries: int = MAX_STORAGE_RETRIES,
+    ) -> None:
+        self.file = file
+        self.progress = progress
+        self.deadline = deadline
+        self.max_refreshes = max_refreshes
+        self.max_retries = max_retries
+        self.refreshes = 0
+        self.retries = 0
+        self.offset = 0
+        self.total: int | None = None
+        self.validator: str | None = None  # ETag (or Last-Modified) of the object being assembled
+        self.content_type: str | None = None
+        self.head = b""
+        self.delay = 0.0
+        self._hash = hashlib.sha256()
+        self._response_end: int | None = None
+        self._last_error: Exception | None = None
+
+    # -- what to send ---------------------------------------------------
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers for the next storage request: a Range/If-Range resume when bytes are already written."""
+        headers = {"Accept-Encoding": "identity"}
+        if self.offset > 0 and self.validator:
+            headers["Range"] = f"bytes={self.offset}-"
+            headers["If-Range"] = self.validator
+        return headers
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DownloadError("the download did not finish within its deadline") from self._last_error
+        return left
+
+    # -- what we heard --------------------------------------------------
+
+    def on_response(self, response: httpx.Response) -> Action:
+        """Decide from the status line and headers; a non-STREAM answer needs on_error_body."""
+        status = response.status_code
+        if status == 206 and self.offset > 0:
+            match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+            if match and int(match.group(1)) == self.offset and match.group(3) != "*":
+                total = int(match.group(3))
+                if self.total is not None and total != self.total:
+                    self._restart()
+                    return self._retry(DownloadError("the recording changed size during the download"))
+                self.total = total
+                self._response_end = int(match.group(2)) + 1
+                return self._check_encoding(response)
+            # A range we did not ask for: throw away what we have and start over cleanly.
+            self._restart()
+            return self._retry(DownloadError("the storage host answered a different byte range"))
+        if status == 200:
+            if self.offset > 0:
+                self._restart()  # Range ignored or If-Range mismatch: the body is the whole object
+            length = response.headers.get("content-length")
+            if length is None or not length.isdigit():
+                raise DownloadError("the storage host sent no Content-Length; refusing a download of unknown size")
+            self.total = int(length)
+            self._response_end = self.total
+            self.content_type = response.headers.get("content-type")
+            self.validator = response.headers.get("etag") or response.headers.get("last-modified")
+            if self.validator and self.validator.startswith("W/"):
+                self.validator = None  # a weak validator cannot guard a byte-range resume
+            return self._check_encoding(response)
+        return Action.ERROR
+
+    def _check_encoding(self, response: httpx.Response) -> Action:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise DownloadError(f"the storage host sent a {encoding}-encoded body; expected raw audio")
+        return Action.STREAM
+
+    def on_error_body(self, response: httpx.Response, body: bytes) -> Action:
+        """Decide after a non-2xx (or unexpected 2xx) storage answer."""
+        status = response.status_code
+        if _is_expired_answer(status, body):
+            return self._refresh()
+        if status in (408, 429, 500, 502, 503, 504):
+            self.delay = retry_delay(self.retries, response)
+            return self._retry(DownloadError(f"the storage host answered {status}"))
+        if status == 416:
+            self._restart()
+            return self._retry(DownloadError("the storage host refused the resume range (416)"))
+        if status == 403:
+            raise DownloadError(f"the storage host refused the signed URL: 403 {_error_code(body)}")
+        if 300 <= status < 400:
+            location = response.headers.get("location")
+            where = redact_url(location) if location else "nowhere"
+            raise DownloadError(f"the storage host redirected ({status} to {where}); not following")
+        raise DownloadError(f"the storage host answered {status} {_error_code(body)}")
+
+    def on_chunk(self, chunk: bytes) -> None:
+        """Write one chunk, sniffing the first bytes and checking the deadline."""
+        if not chunk:
+            return
+        if self.offset < SNIFF_BYTES:
+            self.head = (self.head + chunk)[:SNIFF_BYTES]
+            if len(self.head) >= min(SNIFF_BYTES, self.total or SNIFF_BYTES) and not looks_like_audio(self.head):
+                kind = (self.content_type or "unknown type").split(";")[0]
+                raise DownloadError(f"the storage host did not send audio (got {kind}, starting {self.head[:5]!r})")
+        if self.total is not None and self.offset + len(chunk) > self.total:
+            raise DownloadError("the storage host sent more bytes than it announced")
+        self.file.write(chunk)
+        self._hash.update(chunk)
+        self.offset += len(chunk)
+        if self.progress is not None:
+            self.progress(self.offset, self.total)
+        self.remaining()
+
+    def on_body_end(self) -> Action:
+        """The response body ended cleanly: done, or cut short (resume)."""
+        if self.total is not None and self.offset == self.total:
+            if self.offset < SNIFF_BYTES and not looks_like_audio(self.head):
+                raise DownloadError("the storage host did not send audio")
+            return Action.DONE
+        return self._retry(DownloadError(f"the body ended at byte {self.offset} of {self.total}"))
+
+    def on_transport_error(self, exc: Exception) -> Action:
+        """A reset, timeout or a body shorter than its Content-Length: resume from where we are."""
+        self._last_error = exc
+        return self._retry(DownloadError(f"the transfer broke at byte {self.offset} ({type(exc).__name__})"))
+
+    def on_refresh_error(self, exc: CallrecError) -> None:
+        raise DownloadError(f"could not mint a fresh URL to continue the download: {exc}") from exc
+
+    # -- bookkeeping ----------------------------------------------------
+
+    def _restart(self) -> None:
+        self.file.seek(0)
+        self.file.truncate()
+        self._hash = hashlib.sha256()
+        self.offset = 0
+        self.total = None
+        self.head = b""
+
+    def _retry(self, error: DownloadError) -> Action:
+        if self.retries >= self.max_retries:
+            raise error from self._last_error
+        self.retries += 1
+        self.delay = self.delay or retry_delay(self.retries - 1, None)
+        return Action.RETRY
+
+    def _refresh(self) -> Action:
+        if self.refreshes >= self.max_refreshes:
+            raise DownloadError(f"the signed URL kept expiring ({self.refreshes} fresh URLs minted)")
+        self.refreshes += 1
+        return Action.REFRESH
+
+    def take_delay(self) -> float:
+        delay, self.delay = self.delay, 0.0
+        return min(delay, max(self.remaining() - 0.001, 0.0))
+
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def open_temp(folder: Path, stem: str) -> tuple[IO[bytes], Path]:
+    """A new temporary file beside the destination (same filesystem, so the rename is atomic)."""
+    fd, name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=folder)
+    return os.fdopen(fd, "w+b"), Path(name)
+
+
+def commit(file: IO[bytes], temp: Path, final: Path, *, overwrite: bool) -> None:
+    """fsync the data, then rename it into place (refusing to replace a file unless overwrite)."""
+    file.flush()
+    os.fsync(file.fileno())
+    file.close()
+    if overwrite:
+        os.replace(temp, final)
+    else:
+        # link() fails if final appeared meanwhile: never clobber a file we were told to keep.
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)") from None
+        except OSError:  # filesystems without hard links
+            if final.exists():
+                raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)") from None
+            os.replace(temp, final)
+        else:
+            temp.unlink()
+    try:
+        dir_fd = os.open(final.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def discard(file: IO[bytes], temp: Path) -> None:
+    """Remove the temporary file after a failure."""
+    try:
+        file.close()
+    finally:
+        temp.unlink(missing_ok=True)
