@@ -231,7 +231,12 @@ async def serve_connection(reader: asyncio.StreamReader, writer: asyncio.StreamW
                 break
             if request is None:
                 break
-            response, plan = handler(request)
+            try:
+                response, plan = handler(request)
+            except Exception as exc:  # a bug in the fake must not look like a network fault
+                message = f"callrec fake server error: {exc!r}".encode()
+                response, plan = Response(500, [("Content-Type", "text/plain")], message), Delivery()
+                request.headers.append(("Connection", "close"))
             if not await send(
                 writer, response, plan, head_only=request.method == "HEAD", keep_alive=request.keep_alive
             ):

@@ -212,6 +212,9 @@ class RedirectTo:
     def __post_init__(self) -> None:
         if self.status not in (301, 302, 303, 307, 308):
             raise ValueError(f"redirect status must be 301/302/303/307/308, got {self.status!r}")
+        named = self.origin in ("elsewhere", "storage", "feather", "siro")
+        if not named and not self.origin.startswith(("http://", "https://")):
+            raise ValueError(f"origin must be an origin name or an absolute URL, got {self.origin!r}")
 
 
 @dataclass(frozen=True, slots=True)
