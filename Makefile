@@ -54,7 +54,8 @@ update-specs: $(STAMP)  ## Fetch the vendors' docs pages, apply spec changes, re
 	  rc=0; $(BIN)/python scripts/update_specs.py $$v --apply $(if $(PAGE),--page '$(PAGE)') || rc=$$?; \
 	  if [ $$rc -eq 1 ]; then breaking="$$breaking $$v"; elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	done; \
-	$(MAKE) --no-print-directory generate && $(MAKE) --no-print-directory test || exit $$?; \
+	status=0; $(MAKE) --no-print-directory generate && $(MAKE) --no-print-directory test || status=$$?; \
 	if [ -n "$$breaking" ]; then \
-	  echo "update-specs: BREAKING changes applied for:$$breaking; review the report and generated/ diff" >&2; exit 1; \
-	fi
+	  echo "update-specs: BREAKING changes applied for:$$breaking; review the report and the generated/ diff" >&2; \
+	  [ $$status -ne 0 ] || status=1; \
+	fi; exit $$status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import http.server
+import json
 import shutil
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "update_specs.py"
-FEATHER_TITLE = "Get a fresh presigned recording URL"
+SOURCES: dict[str, dict[str, str]] = json.loads((ROOT / "specs" / "sources.json").read_text())
 
 BASE: dict[str, Any] = yaml.safe_load(
     """
@@ -354,25 +355,43 @@ def run(*args: str | Path, script: Path = SCRIPT) -> subprocess.CompletedProcess
     return subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True, check=False)
 
 
-def page_with(spec: str, title: str = FEATHER_TITLE) -> str:
-    return f"# {title}\n\n## OpenAPI\n\n````yaml get /api/v1/agent-calls/{{id}}/recording-url\n{spec}````\n"
+def vendored(vendor: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "specs" / f"{vendor}.openapi.yaml").read_text())
+    return doc
+
+
+def page_with(spec: str) -> str:
+    return f"# A vendor page\n\n## OpenAPI\n\n````yaml\n{spec}````\n"
+
+
+def _reversed_lists(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _reversed_lists(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_reversed_lists(v) for v in reversed(node)] if all(isinstance(v, str) for v in node) else node
+    return node
+
+
+# These tests only use what sources.json records and the vendored files as they
+# are, so they keep passing after `make update-specs` applies a vendor's change.
 
 
 @pytest.mark.parametrize("vendor", ["feather", "siro"])
 def test_real_page_unchanged_reports_no_changes(vendor: str) -> None:
-    proc = run(vendor, "--page", ROOT / "specs" / "pages" / f"{vendor}.md")
+    proc = run(vendor, "--page", ROOT / SOURCES[vendor]["page"])
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "no changes\n", "")
 
 
-def test_reformatted_but_equal_spec_is_no_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    doc = yaml.safe_load((ROOT / "specs" / "feather.openapi.yaml").read_text())
-    responses = doc["paths"]["/api/v1/agent-calls/{id}/recording-url"]["get"]["responses"]
-    responses["200"]["content"]["application/json"]["schema"]["required"].reverse()
-    text = yaml.safe_dump(doc, sort_keys=True, default_flow_style=True, width=60)
-    assert text != (ROOT / "specs" / "feather.openapi.yaml").read_text()
-    page = tmp_path / "feather.md"
+@pytest.mark.parametrize("vendor", ["feather", "siro"])
+def test_reformatted_but_equal_spec_is_no_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], vendor: str
+) -> None:
+    # Flow style, sorted keys, and every list of names (required, enum, tags) reversed.
+    text = yaml.safe_dump(_reversed_lists(vendored(vendor)), sort_keys=True, default_flow_style=True, width=60)
+    assert text != (ROOT / SOURCES[vendor]["spec"]).read_text()
+    page = tmp_path / "page.md"
     page.write_text(page_with(text))
-    assert update_specs.main(["feather", "--page", str(page)]) == 0
+    assert update_specs.main([vendor, "--page", str(page)]) == 0
     assert capsys.readouterr().out == "no changes\n"
 
 
@@ -387,21 +406,6 @@ def test_page_that_fails_to_parse_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "YAML does not parse" in proc.stderr
 
 
-def test_overlay_action_that_stops_matching_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    doc = yaml.safe_load((ROOT / "specs" / "feather.openapi.yaml").read_text())
-    del doc["paths"]["/api/v1/agent-calls/{id}/recording-url"]["get"]["responses"]["400"]
-    page = tmp_path / "feather.md"
-    page.write_text(page_with(yaml.safe_dump(doc, sort_keys=False)))
-    assert update_specs.main(["feather", "--page", str(page)]) == 1
-    out = capsys.readouterr().out.splitlines()
-    assert out == [
-        "BREAKING: overlay action 6 (400 body is the named BadRequestBody ...) target "
-        "$.paths['/api/v1/agent-calls/{id}/recording-url'].get.responses['400'].content['application/json'] "
-        "no longer matches anything",
-        "NON-BREAKING: GET /api/v1/agent-calls/{id}/recording-url: error response 400 removed",
-    ]
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of specs/ and scripts/ so --apply never touches the real repository."""
@@ -411,36 +415,48 @@ def project(tmp_path: Path) -> Path:
     return copy_root
 
 
-def _breaking_page(tmp_path: Path) -> tuple[Path, str]:
-    vendored = (ROOT / "specs" / "feather.openapi.yaml").read_text()
-    spec = vendored.replace("                  expiresAt:\n                    type: string\n", "", 1)
-    assert spec != vendored
-    page = tmp_path / "new-feather.md"
+def _moved_path_page(tmp_path: Path, vendor: str) -> tuple[Path, str]:
+    """A page whose spec serves the recorded operation under a new path: a breaking change."""
+    doc, path = vendored(vendor), SOURCES[vendor]["path"]
+    doc["paths"][f"/v9{path}"] = doc["paths"].pop(path)
+    spec = yaml.safe_dump(doc, sort_keys=False)
+    page = tmp_path / "new-page.md"
     page.write_text(page_with(spec))
     return page, spec
 
 
+@pytest.mark.parametrize("vendor", ["feather", "siro"])
+def test_moved_path_is_breaking_and_the_overlay_actions_it_strands_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], vendor: str
+) -> None:
+    page, _ = _moved_path_page(tmp_path, vendor)
+    path, method = SOURCES[vendor]["path"], SOURCES[vendor]["method"]
+    assert update_specs.main([vendor, "--page", str(page)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"BREAKING: {path}: path removed ({method})"
+    # Action 0 names the operation (operationId) in both overlays.
+    assert any(line.startswith("BREAKING: overlay action 0 (") and "no longer matches anything" in line for line in out)
+    assert out[-1] == f"NON-BREAKING: /v9{path}: path added ({method})"
+
+
 def test_apply_writes_spec_byte_for_byte_and_page_copy_even_when_breaking(project: Path, tmp_path: Path) -> None:
-    page, spec = _breaking_page(tmp_path)
+    page, spec = _moved_path_page(tmp_path, "feather")
     proc = run("feather", "--page", page, "--apply", script=project / "scripts" / "update_specs.py")
     assert proc.returncode == 1
-    assert proc.stdout.splitlines() == [
-        "BREAKING: GET /api/v1/agent-calls/{id}/recording-url: response 200 property 'expiresAt' removed",
-        # The overlay's named RecordingUrl copy still requires expiresAt.
-        "BREAKING: GET /api/v1/agent-calls/{id}/recording-url: the overlaid spec disagrees with the vendor's "
-        "(fix the overlay): response 200 property 'expiresAt' removed",
-    ]
+    assert proc.stdout.startswith("BREAKING: ")
+    assert proc.stderr == "update_specs: wrote specs/feather.openapi.yaml and specs/pages/feather.md\n"
     assert (project / "specs" / "feather.openapi.yaml").read_bytes() == spec.encode()
     assert (project / "specs" / "pages" / "feather.md").read_bytes() == page.read_bytes()
     assert (project / "specs" / "siro.openapi.yaml").read_bytes() == (ROOT / "specs" / "siro.openapi.yaml").read_bytes()
 
 
 def test_without_apply_nothing_is_written(project: Path, tmp_path: Path) -> None:
-    page, _ = _breaking_page(tmp_path)
+    page, _ = _moved_path_page(tmp_path, "feather")
     before = {p: p.read_bytes() for p in (project / "specs").rglob("*") if p.is_file()}
     proc = run("feather", "--page", page, script=project / "scripts" / "update_specs.py")
     assert proc.returncode == 1
     assert proc.stdout.startswith("BREAKING: ")
+    assert proc.stderr == ""
     assert {p: p.read_bytes() for p in (project / "specs").rglob("*") if p.is_file()} == before
 
 
@@ -499,9 +515,9 @@ def test_index_entry_with_the_recorded_title_is_fetched(
     routes["/llms.txt"] = (
         b"# Feather\n\n## Docs\n\n"
         b"- [Get a call](https://127.0.0.1:1/never.md): not this one\n"
-        b"- [Get a fresh presigned recording URL](/api/recording-url.md): Generate a fresh URL\n"
+        b"- [" + SOURCES["feather"]["title"].encode() + b"](/api/recording-url.md): the one\n"
     )
-    routes["/api/recording-url.md"] = (ROOT / "specs" / "pages" / "feather.md").read_bytes()
+    routes["/api/recording-url.md"] = (ROOT / SOURCES["feather"]["page"]).read_bytes()
     assert update_specs.main(["feather", "--index-url", f"{base}/llms.txt"]) == 0
     assert capsys.readouterr() == ("no changes\n", "")
 
@@ -509,8 +525,8 @@ def test_index_entry_with_the_recorded_title_is_fetched(
 @pytest.mark.parametrize(
     ("llms_txt", "reason"),
     [
-        (b"- [Something else](/x.md): nope\n", "no entry titled 'Get a fresh presigned recording URL'"),
-        (b"- [Get a fresh presigned recording URL](/gone.md): moved\n", "/gone.md: HTTP 404"),
+        (b"- [Something else](/x.md): nope\n", f"no entry titled {SOURCES['feather']['title']!r}"),
+        (b"- [" + SOURCES["feather"]["title"].encode() + b"](/gone.md): moved\n", "/gone.md: HTTP 404"),
     ],
     ids=["title-missing-from-index", "page-link-is-404"],
 )
@@ -530,7 +546,7 @@ def test_page_url_is_fetched_directly(
     docs_site: tuple[str, dict[str, bytes]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     base, routes = docs_site
-    routes["/siro.md"] = (ROOT / "specs" / "pages" / "siro.md").read_bytes()
+    routes["/siro.md"] = (ROOT / SOURCES["siro"]["page"]).read_bytes()
     assert update_specs.main(["siro", "--page", f"{base}/siro.md"]) == 0
     assert capsys.readouterr().out == "no changes\n"
 
