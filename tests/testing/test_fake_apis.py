@@ -7,9 +7,8 @@ from datetime import datetime
 
 import httpx
 import pytest
-from fake_helpers import assert_matches_spec, feather_get, siro_post, spec_errors
-
 from callrec.testing import FakeServer
+from fake_helpers import assert_matches_spec, feather_get, siro_post, spec_errors
 
 
 def test_feather_returns_signed_storage_url_and_expiry_per_spec(fake: FakeServer, client: httpx.Client) -> None:

@@ -7,11 +7,17 @@ import time
 
 import httpx
 import pytest
+from callrec.testing import FakeServer, faults
 from fake_helpers import assert_matches_spec, feather_get, siro_post
 
-from callrec.testing import FakeServer, faults
-
 DATA = bytes(range(256)) * 64  # 16384 bytes
+
+
+def _stream_into(client: httpx.Client, url: str, received: bytearray, declared: list[str]) -> None:
+    with client.stream("GET", url) as response:
+        declared.append(response.headers["content-length"])
+        for chunk in response.iter_bytes():
+            received += chunk
 
 
 @pytest.fixture
@@ -246,11 +252,12 @@ def test_expire_mid_download_cuts_the_body_then_the_url_is_expired(
 ) -> None:
     fake.storage.queue(faults.ExpireMidDownload(after_bytes=4096))
     received = bytearray()
+    declared: list[str] = []
 
-    with pytest.raises(httpx.RemoteProtocolError), client.stream("GET", url) as response:
-        assert response.headers["content-length"] == str(len(DATA))
-        for chunk in response.iter_bytes():
-            received += chunk
+    with pytest.raises(httpx.RemoteProtocolError):
+        _stream_into(client, url, received, declared)
+
+    assert declared == [str(len(DATA))]
 
     assert bytes(received) == DATA[:4096]
     again = client.get(url)
@@ -322,4 +329,3 @@ def test_faults_refuse_nonsense_arguments(build: object) -> None:
     assert callable(build)
     with pytest.raises(ValueError, match="must"):
         build()
-

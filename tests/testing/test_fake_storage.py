@@ -6,9 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from fake_helpers import feather_get
-
 from callrec.testing import FakeServer
+from fake_helpers import feather_get
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
 

@@ -13,8 +13,6 @@ The pytest plugin provides the `callrec_fake` and `callrec_env` fixtures;
 `python -m callrec.testing` runs the server in the foreground.
 """
 
-from __future__ import annotations
-
 from . import faults
 from ._cli import main
 from ._server import FakeOrigin, FakeServer, RecordedRequest
