@@ -277,6 +277,8 @@ CASES = [
          (set_(*GET, "responses", "200", "content", "application/json", "schema",
                to=copy.deepcopy(BASE["components"]["schemas"]["Call"])),),
          ()),
+    Case("unclassified-difference-is-still-reported-non-breaking", (set_(*GET, "x-internal", to=True),),
+         ("NON-BREAKING: $.paths['/calls/{id}'].get['x-internal']: added",)),
     # -- security and servers
     Case("security-scheme-header-name-changed-is-breaking", (set_(*SCHEME, "name", to="X-Api-Token"),),
          ("BREAKING: security scheme 'ApiKey': header name changed 'X-API-Key' → 'X-Api-Token'",)),
@@ -346,6 +348,26 @@ def test_change_is_classified(case: Case) -> None:
 
 def test_unchanged_base_spec_has_no_changes() -> None:
     assert spec_diff.compare(BASE, copy.deepcopy(BASE)) == []
+
+
+def test_dangling_ref_cannot_be_compared() -> None:
+    new = copy.deepcopy(BASE)
+    set_(*GET, "responses", "200", "content", "application/json", "schema", to={"$ref": "#/components/schemas/Gone"})(
+        new
+    )
+    with pytest.raises(spec_diff.DiffError, match="dangling \\$ref '#/components/schemas/Gone'"):
+        spec_diff.compare(BASE, new)
+
+
+def test_spec_diff_compares_two_files_by_hand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new = copy.deepcopy(BASE)
+    delete(*GET, "responses", "200")(new)
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(BASE))
+    (tmp_path / "new.yaml").write_text(yaml.safe_dump(new))
+    assert spec_diff.main([str(tmp_path / "old.yaml"), str(tmp_path / "new.yaml")]) == 1
+    assert capsys.readouterr().out == "BREAKING: GET /calls/{id}: success response 200 removed\n"
+    assert spec_diff.main([str(tmp_path / "old.yaml"), str(tmp_path / "old.yaml")]) == 0
+    assert capsys.readouterr().out == "no changes\n"
 
 
 # -- the script ---------------------------------------------------------------
