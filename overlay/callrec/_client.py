@@ -26,7 +26,6 @@ from . import __version__
 from ._bulk import BulkItem, Manifest, check_folder, expected_errors, failure, is_item_retryable, unique_ids
 from ._constants import DEFAULT_DEADLINE, DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._download import (
-    CHUNK_SIZE,
     DEFAULT_DOWNLOAD_DEADLINE,
     Action,
     Destination,
@@ -388,7 +387,7 @@ class _SyncClient(_BaseClient):
                         if len(body) > 16384:
                             break
                     return transfer.on_error_body(response, body)
-                for chunk in response.iter_raw(CHUNK_SIZE):
+                for chunk in response.iter_raw():
                     transfer.on_chunk(chunk)
                 return transfer.on_body_end()
         except httpx.TransportError as exc:
@@ -585,7 +584,7 @@ class _AsyncClient(_BaseClient):
                         if len(body) > 16384:
                             break
                     return transfer.on_error_body(response, body)
-                async for chunk in response.aiter_raw(CHUNK_SIZE):
+                async for chunk in response.aiter_raw():
                     transfer.on_chunk(chunk)
                 return transfer.on_body_end()
         except httpx.TransportError as exc:
