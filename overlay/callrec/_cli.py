@@ -1,0 +1,521 @@
+"""The ``callrec`` command line: signed URLs and downloads from a terminal.
+
+Usage: ``callrec download feather call_123 -o call.wav`` (credentials come only from the environment).
+
+Needs the ``cli`` extra (click; rich, imported only when a progress bar is shown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
+
+import click
+
+from ._errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    CallrecError,
+    DownloadError,
+    InternalServerError,
+    MissingCredentialsError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RecordingUnavailableError,
+)
+from ._validate import LEGS, resolve_credential
+from ._vendors import FEATHER, SIRO, Vendor
+
+if TYPE_CHECKING:
+    from ._bulk import BulkItem
+    from ._download import DownloadResult, ProgressCallback
+    from ._signed_url import SignedUrl
+
+__all__ = ["main"]
+
+VendorName = Literal["feather", "siro"]
+_VENDORS: dict[str, Vendor] = {"feather": FEATHER, "siro": SIRO}
+
+
+class CredentialRejectedError(ValueError):
+    """The credential in the environment is unusable (CR/LF, non-ASCII); exits 3, not 2."""
+
+
+#: Exception -> exit code; first match wins. A vendor narrows a row to that API (None: both).
+EXIT_CODES: tuple[tuple[type[BaseException], VendorName | None, int], ...] = (
+    (MissingCredentialsError, None, 3),
+    (CredentialRejectedError, None, 3),
+    (AuthenticationError, None, 3),
+    (PermissionDeniedError, None, 3),
+    (NotFoundError, None, 4),
+    (RecordingUnavailableError, None, 4),
+    (BadRequestError, "feather", 4),  # Feather's 400 means "not found or has no recording"
+    (APIConnectionError, None, 5),  # timeouts included
+    (InternalServerError, None, 5),
+    (RateLimitError, None, 5),
+    (DownloadError, None, 5),
+    (ValueError, None, 2),  # bad id, leg, timeout, base URL: refused before any request
+    (TypeError, None, 2),
+    (FileExistsError, None, 2),
+    (FileNotFoundError, None, 2),
+    (NotADirectoryError, None, 2),
+)
+EXIT_OTHER = 1
+
+_EPILOG = """\b
+Credentials are read only from the environment, never from a flag (so they stay
+out of shell history): FEATHER_API_KEY and SIRO_AUTH_TOKEN. FEATHER_BASE_URL and
+SIRO_BASE_URL set the API origins (or --base-url).
+
+\b
+Exit codes:
+  0  success
+  1  some items failed (download-many), or another API error
+  2  usage error or bad input (bad id, existing file without --overwrite)
+  3  missing or rejected credentials
+  4  recording not found, or it has no recording
+  5  network or server failure after retries (timeouts, 5xx, 429, broken download)
+"""
+
+
+def exit_code(exc: BaseException, vendor: str | None) -> int:
+    """The process exit status for an error raised while talking to ``vendor``."""
+    for cls, only, code in EXIT_CODES:
+        if isinstance(exc, cls) and (only is None or only == vendor):
+            return code
+    return EXIT_OTHER
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, MissingCredentialsError):
+        return f"no credential: set the {exc.env_var} environment variable"
+    if isinstance(exc, CallrecError):
+        return f"{type(exc).__name__}: {exc}"  # SDK messages are already redacted
+    if isinstance(exc, FileExistsError):
+        return str(exc).replace("overwrite=True", "--overwrite")
+    return str(exc) or type(exc).__name__
+
+
+def _error(message: str) -> None:
+    click.echo(f"callrec: error: {message}", err=True)
+
+
+class _Failed(Exception):
+    """A command failed; its error line is printed and ``code`` is the exit status."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@contextmanager
+def _reporting(vendor: str) -> Iterator[None]:
+    """Turn the expected failures into one stderr line and an exit code (never a traceback)."""
+    try:
+        yield
+    except (CallrecError, ValueError, TypeError, OSError) as exc:
+        _error(_describe(exc))
+        raise _Failed(exit_code(exc, vendor)) from None
+
+
+# -- settings and clients ---------------------------------------------------
+
+
+class _Settings:
+    def __init__(self, base_url: str | None, timeout: float | None, max_retries: int | None) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.max_retries = max_retries
+
+    def client_kwargs(self, vendor: str) -> dict[str, Any]:
+        spec = _VENDORS[vendor]
+        try:
+            resolve_credential(None, env_var=spec.credential_env, keyword=spec.credential_keyword)
+        except MissingCredentialsError:
+            raise
+        except ValueError as exc:
+            raise CredentialRejectedError(str(exc)) from None
+        kwargs: dict[str, Any] = {}
+        if self.base_url is not None:
+            kwargs["base_url"] = self.base_url
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        if self.max_retries is not None:
+            kwargs["max_retries"] = self.max_retries
+        return kwargs
+
+    def client(self, vendor: str) -> Any:
+        from ._client import FeatherClient, SiroClient
+
+        cls = FeatherClient if vendor == "feather" else SiroClient
+        return cls(**self.client_kwargs(vendor))
+
+    def async_client(self, vendor: str) -> Any:
+        from ._client import AsyncFeatherClient, AsyncSiroClient
+
+        cls = AsyncFeatherClient if vendor == "feather" else AsyncSiroClient
+        return cls(**self.client_kwargs(vendor))
+
+
+def _leg_kwargs(vendor: str, leg: str | None) -> dict[str, Any]:
+    return {"leg": leg} if vendor == "feather" else {}
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False))
+
+
+def _show_progress() -> bool:
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from . import __version__
+
+    click.echo(f"callrec {__version__}")
+    ctx.exit(0)
+
+
+@click.group(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_version, help="Show the version and exit."
+)
+@click.option("--base-url", metavar="URL", help="API origin of the chosen vendor (else *_BASE_URL).")
+@click.option("--timeout", type=float, metavar="SECONDS", help="Per-request timeout (default 30).")
+@click.option("--max-retries", type=int, metavar="N", help="Retries of transient API failures (default 2).")
+@click.pass_context
+def cli(ctx: click.Context, base_url: str | None, timeout: float | None, max_retries: int | None) -> None:
+    """Get call recordings (signed URLs and audio) from Feather AI and Siro.
+
+    Credentials come only from the environment: FEATHER_API_KEY, SIRO_AUTH_TOKEN.
+    """
+    ctx.obj = _Settings(base_url, timeout, max_retries)
+
+
+_leg_option = click.option(
+    "--leg", type=click.Choice(LEGS), default="main", show_default=True, help="Which leg of the call."
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+_overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+
+
+@cli.group(short_help="Print a fresh signed URL.")
+def url() -> None:
+    """Print a fresh signed URL (the full URL: it is a bearer secret, handle it like one)."""
+
+
+def _url(settings: _Settings, vendor: str, recording_id: str, leg: str | None, as_json: bool) -> int:
+    with _reporting(vendor), settings.client(vendor) as client:
+        signed: SignedUrl = client.recording_url(recording_id, **_leg_kwargs(vendor, leg))
+    if as_json:
+        _print_json(
+            {
+                "url": signed.url,
+                "expires_at": signed.expires_at.isoformat() if signed.expires_at else None,
+                "provider": signed.provider,
+                "recording_id": signed.recording_id,
+                "leg": signed.leg,
+            }
+        )
+    else:
+        click.echo(signed.url)
+    return 0
+
+
+@url.command("feather")
+@click.argument("recording_id")
+@_leg_option
+@_json_option
+@click.pass_obj
+def url_feather(settings: _Settings, recording_id: str, leg: str, as_json: bool) -> int:
+    """Signed URL of a Feather call's recording."""
+    return _url(settings, "feather", recording_id, leg, as_json)
+
+
+@url.command("siro")
+@click.argument("recording_id")
+@_json_option
+@click.pass_obj
+def url_siro(settings: _Settings, recording_id: str, as_json: bool) -> int:
+    """Signed URL of a Siro recording."""
+    return _url(settings, "siro", recording_id, None, as_json)
+
+
+@contextmanager
+def _byte_progress(label: str) -> Iterator[ProgressCallback | None]:
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not _show_progress():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+@cli.group(short_help="Download one recording.")
+def download() -> None:
+    """Download one recording (a progress bar on a terminal)."""
+
+
+def _download(
+    settings: _Settings, vendor: str, recording_id: str, path: str, leg: str | None, overwrite: bool, as_json: bool
+) -> int:
+    with _reporting(vendor), settings.client(vendor) as client, _byte_progress(recording_id) as progress:
+        result: DownloadResult = client.download(
+            recording_id, path, overwrite=overwrite, progress=progress, **_leg_kwargs(vendor, leg)
+        )
+    if as_json:
+        _print_json(_result_json(result))
+    else:
+        click.echo(f"{result.path}\t{_human_bytes(result.bytes)}\tsha256 {result.sha256}")
+    return 0
+
+
+def _result_json(result: DownloadResult) -> dict[str, Any]:
+    return {
+        "path": str(result.path),
+        "bytes": result.bytes,
+        "content_type": result.content_type,
+        "sha256": result.sha256,
+        "url_refreshes": result.url_refreshes,
+    }
+
+
+_output_option = click.option(
+    "-o",
+    "--output",
+    "path",
+    default=".",
+    show_default=True,
+    metavar="PATH",
+    help="A file, or a folder (the file is then named by callrec).",
+)
+
+
+@download.command("feather")
+@click.argument("recording_id")
+@_output_option
+@_leg_option
+@_overwrite_option
+@_json_option
+@click.pass_obj
+def download_feather(
+    settings: _Settings, recording_id: str, path: str, leg: str, overwrite: bool, as_json: bool
+) -> int:
+    """Download a Feather call's recording."""
+    return _download(settings, "feather", recording_id, path, leg, overwrite, as_json)
+
+
+@download.command("siro")
+@click.argument("recording_id")
+@_output_option
+@_overwrite_option
+@_json_option
+@click.pass_obj
+def download_siro(settings: _Settings, recording_id: str, path: str, overwrite: bool, as_json: bool) -> int:
+    """Download a Siro recording."""
+    return _download(settings, "siro", recording_id, path, None, overwrite, as_json)
+
+
+@cli.group("download-many", short_help="Download many recordings into a folder.")
+def download_many() -> None:
+    """Download many recordings into a folder (resumable; writes DIR/manifest.jsonl).
+
+    IDS_FILE has one id per line ('-' reads stdin); blank lines and '#' comments are ignored.
+    """
+
+
+def read_ids(stream: IO[str]) -> list[str]:
+    """The ids in a file: one per line, stripped; blank lines and ``#`` comments skipped."""
+    ids = (line.strip() for line in stream)
+    return [rid for rid in ids if rid and not rid.startswith("#")]
+
+
+async def _watch_manifest(manifest: Path, start: int, on_line: Callable[[], None]) -> None:
+    """Call ``on_line`` per line appended to the manifest (download_many has no per-item callback)."""
+    offset = start
+    while True:
+        await asyncio.sleep(0.1)
+        try:
+            with manifest.open("rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+        except OSError:
+            continue
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        offset += len(complete)
+        for _ in range(complete.count(b"\n")):
+            on_line()
+
+
+async def _bulk(
+    settings: _Settings, vendor: str, ids: list[str], folder: Path, leg: str | None, concurrency: int, overwrite: bool
+) -> list[BulkItem]:
+    async with settings.async_client(vendor) as client:
+        run = client.download_many(
+            ids, folder, concurrency=concurrency, overwrite=overwrite, **_leg_kwargs(vendor, leg)
+        )
+        if not _show_progress() or not folder.is_dir():
+            items: list[BulkItem] = await run
+            return items
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from ._bulk import MANIFEST_NAME, Manifest
+
+        todo = list(dict.fromkeys(ids))
+        manifest = folder / MANIFEST_NAME
+        start = manifest.stat().st_size if manifest.exists() else 0
+        earlier = Manifest(folder)
+        done_before = 0 if overwrite else sum(earlier.completed(rid, leg) is not None for rid in todo)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("recordings", total=len(todo), completed=done_before)
+            watcher = asyncio.create_task(_watch_manifest(manifest, start, lambda: bar.advance(task)))
+            try:
+                items = await run
+            finally:
+                watcher.cancel()
+            return items
+
+
+def _download_many(
+    settings: _Settings,
+    vendor: str,
+    ids_file: IO[str],
+    dest_dir: str,
+    leg: str | None,
+    concurrency: int,
+    overwrite: bool,
+    as_json: bool,
+) -> int:
+    with _reporting(vendor):
+        ids = read_ids(ids_file)
+        items = asyncio.run(_bulk(settings, vendor, ids, Path(dest_dir), leg, concurrency, overwrite))
+    counts = {status: sum(item.status == status for item in items) for status in ("downloaded", "skipped", "failed")}
+    failures = [item for item in items if item.status == "failed"]
+    if as_json:
+        _print_json({**counts, "items": [_item_json(item) for item in items]})
+    else:
+        click.echo(", ".join(f"{status} {n}" for status, n in counts.items()))
+    for item in failures:
+        where = f"{item.recording_id} ({item.leg})" if item.leg else item.recording_id
+        reason = _describe(item.error) if item.error is not None else "failed"
+        click.echo(f"callrec: failed: {where}: {reason}", err=True)
+    return 1 if failures else 0
+
+
+def _item_json(item: BulkItem) -> dict[str, Any]:
+    data: dict[str, Any] = {"recording_id": item.recording_id, "leg": item.leg, "status": item.status}
+    if item.result is not None:
+        data.update(_result_json(item.result))
+    if item.error is not None:
+        data.update(error=type(item.error).__name__, message=str(item.error))
+    return data
+
+
+_ids_argument = click.argument("ids_file", type=click.File("r", encoding="utf-8"))
+_dir_option = click.option(
+    "-d", "--dir", "dest_dir", required=True, metavar="DIR", help="Existing folder to download into."
+)
+_concurrency_option = click.option(
+    "--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="Downloads at a time."
+)
+
+
+@download_many.command("feather")
+@_ids_argument
+@_dir_option
+@_concurrency_option
+@_leg_option
+@_overwrite_option
+@_json_option
+@click.pass_obj
+def download_many_feather(
+    settings: _Settings,
+    ids_file: TextIO,
+    dest_dir: str,
+    concurrency: int,
+    leg: str,
+    overwrite: bool,
+    as_json: bool,
+) -> int:
+    """Download many Feather calls' recordings."""
+    return _download_many(settings, "feather", ids_file, dest_dir, leg, concurrency, overwrite, as_json)
+
+
+@download_many.command("siro")
+@_ids_argument
+@_dir_option
+@_concurrency_option
+@_overwrite_option
+@_json_option
+@click.pass_obj
+def download_many_siro(
+    settings: _Settings, ids_file: TextIO, dest_dir: str, concurrency: int, overwrite: bool, as_json: bool
+) -> int:
+    """Download many Siro recordings."""
+    return _download_many(settings, "siro", ids_file, dest_dir, None, concurrency, overwrite, as_json)
+
+
+@cli.command(
+    "fake-server",
+    short_help="Run the local fake server.",
+    context_settings={"ignore_unknown_options": True, "help_option_names": []},
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def fake_server(args: tuple[str, ...]) -> int:
+    """Run the local fake Feather/Siro server (python -m callrec.testing; --help for its options)."""
+    from .testing import main as fake_main
+
+    return fake_main(list(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status.
+
+    Usage: ``raise SystemExit(main())``
+    """
+    try:
+        result = cli.main(args=argv, prog_name="callrec", standalone_mode=False)
+    except _Failed as failed:
+        return failed.code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("callrec: interrupted", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
