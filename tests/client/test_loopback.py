@@ -24,12 +24,12 @@ def test_cross_origin_redirect_is_not_followed_and_leaks_nothing(fake: FakeServe
     fake.add_recording("siro", "r1")
     fake.feather.queue(faults.RedirectTo("elsewhere", status=status))
     fake.siro.queue(faults.RedirectTo("elsewhere", status=status))
-    with callrec.FeatherClient(fake.feather_api_key, base_url=fake.feather_base_url) as f:
-        with pytest.raises(callrec.UnexpectedResponseError):
-            f.recording_url("c1")
-    with callrec.SiroClient(fake.siro_token, base_url=fake.siro_base_url) as s:
-        with pytest.raises(callrec.UnexpectedResponseError):
-            s.recording_url("r1")
+    feather = callrec.FeatherClient(fake.feather_api_key, base_url=fake.feather_base_url)
+    with feather, pytest.raises(callrec.UnexpectedResponseError):
+        feather.recording_url("c1")
+    siro = callrec.SiroClient(fake.siro_token, base_url=fake.siro_base_url)
+    with siro, pytest.raises(callrec.UnexpectedResponseError):
+        siro.recording_url("r1")
     assert fake.requests_to("elsewhere") == []
 
 
