@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv generate check-generated lint test lock clean update-specs record
+.PHONY: help venv generate check-generated lint test lock clean update-specs demo record
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -62,3 +62,6 @@ update-specs: $(STAMP)  ## Fetch the vendors' docs pages, apply spec changes, re
 
 record: $(STAMP)  ## Re-record tests/cassettes by running the SDK (live where FEATHER_/SIRO_ keys and *_RECORDING_ID are set)
 	$(BIN)/python scripts/record_cassettes.py $(if $(FEATHER_API_KEY)$(SIRO_AUTH_TOKEN),--live)
+
+demo: $(STAMP)  ## Fetch a recording from each vendor's fake API (embedded; no network, no keys)
+	$(BIN)/python scripts/demo.py
