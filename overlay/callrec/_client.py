@@ -43,6 +43,7 @@ from ._link import AsyncLink, Link
 from ._redact import install_log_redaction, redact_text
 from ._retry import is_retryable_status, retry_delay
 from ._signed_url import SignedUrl
+from ._transport import async_transport
 from ._validate import Leg, check_base_url, check_leg, check_recording_id, resolve_credential
 from ._vendors import FEATHER, SIRO, Vendor
 
@@ -410,7 +411,7 @@ class _SyncClient(_BaseClient):
             transfer = Transfer(file, progress=progress, deadline=deadline_at)
             while True:
                 if signed.is_expired(margin=_DOWNLOAD_EXPIRY_MARGIN):
-                    transfer._refresh()
+                    transfer.refresh()
                     signed = self._refresh_url(transfer, recording_id, leg)
                 action = self._transfer_once(transfer, signed.url)
                 if action is Action.DONE:
@@ -519,7 +520,9 @@ class _AsyncClient(_BaseClient):
             default_headers=default_headers,
             http_client=http_client,
         )
-        self._http: httpx.AsyncClient = http_client or httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        self._http: httpx.AsyncClient = http_client or httpx.AsyncClient(
+            timeout=self.timeout, follow_redirects=False, transport=async_transport()
+        )
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         response = await self._http.send(request, stream=True, follow_redirects=False)
@@ -607,7 +610,7 @@ class _AsyncClient(_BaseClient):
             transfer = Transfer(file, progress=progress, deadline=deadline_at)
             while True:
                 if signed.is_expired(margin=_DOWNLOAD_EXPIRY_MARGIN):
-                    transfer._refresh()
+                    transfer.refresh()
                     signed = await self._refresh_url(transfer, recording_id, leg)
                 try:
                     async with asyncio.timeout(transfer.remaining()):

@@ -230,7 +230,7 @@ class Transfer:
         """Decide after a non-2xx (or unexpected 2xx) storage answer."""
         status = response.status_code
         if _is_expired_answer(status, body):
-            return self._refresh()
+            return self.refresh()
         if status in (408, 429, 500, 502, 503, 504):
             self.delay = retry_delay(self.retries, response)
             return self._retry(DownloadError(f"the storage host answered {status}"))
@@ -296,7 +296,8 @@ class Transfer:
         self.delay = self.delay or retry_delay(self.retries - 1, None)
         return Action.RETRY
 
-    def _refresh(self) -> Action:
+    def refresh(self) -> Action:
+        """Count a fresh URL (bounded); raise once the URL keeps expiring."""
         if self.refreshes >= self.max_refreshes:
             raise DownloadError(f"the signed URL kept expiring ({self.refreshes} fresh URLs minted)")
         self.refreshes += 1

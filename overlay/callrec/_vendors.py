@@ -167,6 +167,11 @@ class Vendor:
 
 # The generated request builders are the single place ids are encoded
 # (urllib.parse.quote(id, safe="")), so they are reused rather than re-implemented.
+# Only the builders: the generated sync_detailed()/asyncio_detailed() call
+# HTTPStatus(status) (a ValueError on e.g. Cloudflare's 520) and .json() (a
+# JSONDecodeError on an HTML 502) before we could map either to a CallrecError,
+# and they cannot stream, so sending and parsing stay here. This can go if
+# openapi-python-client exposes raw responses without parsing.
 FEATHER = Vendor(
     name="feather",
     credential_keyword="api_key",
