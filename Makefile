@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv generate check-generated lint test lock clean update-specs demo record
+.PHONY: help venv generate check-generated lint test lock clean update-specs vendor demo record
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -65,3 +65,7 @@ record: $(STAMP)  ## Re-record tests/cassettes by running the SDK (live where FE
 
 demo: $(STAMP)  ## Fetch a recording from each vendor's fake API (embedded; no network, no keys)
 	$(BIN)/python scripts/demo.py
+
+vendor: $(STAMP)  ## Copy callrec, feather_api, siro_api into a monorepo under a prefix (DEST=, PACKAGE=, FORCE=1)
+	$(if $(and $(DEST),$(PACKAGE)),,$(error usage: make vendor DEST=path/to/monorepo PACKAGE=acme.third_party))
+	$(BIN)/python scripts/vendor.py '$(DEST)' --package '$(PACKAGE)' $(if $(FORCE),--force)
