@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         the_plan = plan(args.source, args.dest, parts, args.force)
         manifest = render_manifest(args.source, parts, command, the_plan.files, the_plan.rewritten)
         apply(the_plan, parts, args.dest, manifest)
-    except VendorError as exc:
+    except (VendorError, OSError) as exc:
         print(f"vendor: error: {exc}", file=sys.stderr)
         return 2
     print(

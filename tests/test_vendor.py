@@ -255,6 +255,9 @@ def test_revendor_follows_upstream_and_refuses_local_edits_unless_forced(tmp_pat
     target = mono / "acme" / "third_party"
     assert run_vendor(mono, "--package", PREFIX, "--source", src).returncode == 0
     (target / "callrec" / "NOTES.txt").write_text("ours, not vendored\n")
+    first = snapshot(mono)
+    assert run_vendor(mono, "--package", PREFIX, "--source", src).returncode == 0
+    assert snapshot(mono) == first  # the same source twice changes nothing
 
     # Upstream drops _old.py and adds a module using every absolute import form.
     (src / "overlay" / "callrec" / "_old.py").unlink()
