@@ -406,6 +406,7 @@ async def _bulk(
                 items = await run
             finally:
                 watcher.cancel()
+            bar.update(task, completed=len(todo))  # the watcher may not have seen the last lines
             return items
 
 
