@@ -2,8 +2,9 @@
 
 A signed URL is a bearer credential (its query string carries the signature),
 so anything that prints a URL goes through :func:`redact_url`. httpx logs every
-request URL at INFO on the ``httpx`` logger; :func:`install_log_redaction`
-adds a filter there that rewrites URLs before any handler sees them.
+request URL at INFO on the ``httpx`` logger and httpcore logs response headers at
+DEBUG; :func:`install_log_redaction` adds a filter to those loggers that rewrites
+URLs before any handler sees them.
 """
 
 from __future__ import annotations
@@ -61,8 +62,15 @@ class _RedactingFilter(logging.Filter):
 _FILTER = _RedactingFilter()
 
 
+#: httpx's INFO request log, and httpcore's DEBUG traces, which print response headers
+#: (a redirect's Location carries the signed query). Logger filters do not apply to
+#: child loggers, so each httpcore logger is listed.
+_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
+
+
 def install_log_redaction() -> None:
-    """Attach the redacting filter to httpx's logger (idempotent)."""
-    logger = logging.getLogger("httpx")
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)
+    """Attach the redacting filter to httpx's and httpcore's loggers (idempotent)."""
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
