@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
@@ -361,52 +361,29 @@ def read_ids(stream: IO[str]) -> list[str]:
     return [rid for rid in ids if rid and not rid.startswith("#")]
 
 
-async def _watch_manifest(manifest: Path, start: int, on_line: Callable[[], None]) -> None:
-    """Call ``on_line`` per line appended to the manifest (download_many has no per-item callback)."""
-    offset = start
-    while True:
-        await asyncio.sleep(0.1)
-        try:
-            with manifest.open("rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-        except OSError:
-            continue
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        offset += len(complete)
-        for _ in range(complete.count(b"\n")):
-            on_line()
-
-
 async def _bulk(
     settings: _Settings, vendor: str, ids: list[str], folder: Path, leg: str | None, concurrency: int, overwrite: bool
 ) -> list[BulkItem]:
     async with settings.async_client(vendor) as client:
-        run = client.download_many(
-            ids, folder, concurrency=concurrency, overwrite=overwrite, **_leg_kwargs(vendor, leg)
-        )
-        if not _show_progress() or not folder.is_dir():
-            items: list[BulkItem] = await run
+        if not _show_progress():
+            items: list[BulkItem] = await client.download_many(
+                ids, folder, concurrency=concurrency, overwrite=overwrite, **_leg_kwargs(vendor, leg)
+            )
             return items
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from ._bulk import MANIFEST_NAME, Manifest
-
-        todo = list(dict.fromkeys(ids))
-        manifest = folder / MANIFEST_NAME
-        start = manifest.stat().st_size if manifest.exists() else 0
-        earlier = Manifest(folder)
-        done_before = 0 if overwrite else sum(earlier.completed(rid, leg) is not None for rid in todo)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("recordings", total=len(todo), completed=done_before)
-            watcher = asyncio.create_task(_watch_manifest(manifest, start, lambda: bar.advance(task)))
-            try:
-                items = await run
-            finally:
-                watcher.cancel()
-            bar.update(task, completed=len(todo))  # the watcher may not have seen the last lines
+            task = bar.add_task("recordings", total=len(dict.fromkeys(ids)))
+            items = await client.download_many(
+                ids,
+                folder,
+                concurrency=concurrency,
+                overwrite=overwrite,
+                on_item=lambda _item: bar.advance(task),
+                **_leg_kwargs(vendor, leg),
+            )
             return items
 
 

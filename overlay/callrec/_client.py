@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
@@ -78,6 +78,13 @@ def _sleep(seconds: float) -> None:
 async def _asleep(seconds: float) -> None:
     """Async backoff sleep (a seam for tests of the retry table)."""
     await asyncio.sleep(seconds)
+
+
+def _report(item: BulkItem, on_item: Callable[[BulkItem], None] | None) -> BulkItem:
+    """Tell the caller an item finished (progress bars), then hand it back."""
+    if on_item is not None:
+        on_item(item)
+    return item
 
 
 def _coerce_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
@@ -447,6 +454,7 @@ class _SyncClient(_BaseClient):
         leg: str | None,
         concurrency: int,
         overwrite: bool,
+        on_item: Callable[[BulkItem], None] | None,
     ) -> list[BulkItem]:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
@@ -457,7 +465,7 @@ class _SyncClient(_BaseClient):
         def one(rid: str) -> BulkItem:
             done = None if overwrite else manifest.completed(rid, leg)
             if done is not None:
-                return BulkItem(recording_id=rid, leg=leg, status="skipped", result=done)
+                return _report(BulkItem(recording_id=rid, leg=leg, status="skipped", result=done), on_item)
             attempt = 0
             while True:
                 attempt += 1
@@ -470,7 +478,7 @@ class _SyncClient(_BaseClient):
                 else:
                     item = BulkItem(recording_id=rid, leg=leg, status="downloaded", result=result, attempts=attempt)
                 manifest.record(item)
-                return item
+                return _report(item, on_item)
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="callrec-bulk") as pool:
             return list(pool.map(one, todo))
@@ -651,6 +659,7 @@ class _AsyncClient(_BaseClient):
         leg: str | None,
         concurrency: int,
         overwrite: bool,
+        on_item: Callable[[BulkItem], None] | None,
     ) -> list[BulkItem]:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
@@ -662,7 +671,7 @@ class _AsyncClient(_BaseClient):
         async def one(rid: str) -> BulkItem:
             done = None if overwrite else manifest.completed(rid, leg)
             if done is not None:
-                return BulkItem(recording_id=rid, leg=leg, status="skipped", result=done)
+                return _report(BulkItem(recording_id=rid, leg=leg, status="skipped", result=done), on_item)
             attempt = 0
             async with gate:
                 while True:
@@ -676,7 +685,7 @@ class _AsyncClient(_BaseClient):
                     else:
                         item = BulkItem(recording_id=rid, leg=leg, status="downloaded", result=result, attempts=attempt)
                     await asyncio.to_thread(manifest.record, item)
-                    return item
+                    return _report(item, on_item)
 
         return list(await asyncio.gather(*(one(rid) for rid in todo)))
 
@@ -764,12 +773,14 @@ class FeatherClient(_SyncClient):
         leg: Leg = "main",
         concurrency: int = 8,
         overwrite: bool = False,
+        on_item: Callable[[BulkItem], None] | None = None,
     ) -> list[BulkItem]:
         """Download many recordings into ``dest_dir`` with ``concurrency`` threads; see ``manifest.jsonl``.
 
-        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed).
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
+        ``on_item(item)`` is called as each one finishes.
         """
-        return self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite)
+        return self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite, on_item)
 
     def link(self, recording_id: str, *, leg: Leg = "main", margin: float = DEFAULT_EXPIRY_MARGIN) -> Link:
         """A Link whose ``get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""
@@ -836,12 +847,14 @@ class SiroClient(_SyncClient):
         *,
         concurrency: int = 8,
         overwrite: bool = False,
+        on_item: Callable[[BulkItem], None] | None = None,
     ) -> list[BulkItem]:
         """Download many recordings into ``dest_dir`` with ``concurrency`` threads; see ``manifest.jsonl``.
 
-        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed).
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
+        ``on_item(item)`` is called as each one finishes.
         """
-        return self._download_many(ids, dest_dir, None, concurrency, overwrite)
+        return self._download_many(ids, dest_dir, None, concurrency, overwrite, on_item)
 
     def link(self, recording_id: str, *, margin: float = DEFAULT_EXPIRY_MARGIN) -> Link:
         """A Link whose ``get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""
@@ -908,12 +921,14 @@ class AsyncFeatherClient(_AsyncClient):
         leg: Leg = "main",
         concurrency: int = 8,
         overwrite: bool = False,
+        on_item: Callable[[BulkItem], None] | None = None,
     ) -> list[BulkItem]:
         """Download many recordings into ``dest_dir``, ``concurrency`` at a time; see ``manifest.jsonl``.
 
-        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed).
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
+        ``on_item(item)`` is called as each one finishes.
         """
-        return await self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite)
+        return await self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite, on_item)
 
     def link(self, recording_id: str, *, leg: Leg = "main", margin: float = DEFAULT_EXPIRY_MARGIN) -> AsyncLink:
         """An AsyncLink whose ``await get()`` returns a URL with more than ``margin`` seconds left."""
@@ -978,12 +993,14 @@ class AsyncSiroClient(_AsyncClient):
         *,
         concurrency: int = 8,
         overwrite: bool = False,
+        on_item: Callable[[BulkItem], None] | None = None,
     ) -> list[BulkItem]:
         """Download many recordings into ``dest_dir``, ``concurrency`` at a time; see ``manifest.jsonl``.
 
-        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed).
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
+        ``on_item(item)`` is called as each one finishes.
         """
-        return await self._download_many(ids, dest_dir, None, concurrency, overwrite)
+        return await self._download_many(ids, dest_dir, None, concurrency, overwrite, on_item)
 
     def link(self, recording_id: str, *, margin: float = DEFAULT_EXPIRY_MARGIN) -> AsyncLink:
         """An AsyncLink whose ``await get()`` returns a URL with more than ``margin`` seconds left."""

@@ -119,11 +119,13 @@ def test_sync_download_many_interrupted_job_rerun(fake: FakeServer, tmp_path: Pa
     assert all(r.status == "failed" and isinstance(r.error, callrec.DownloadError) for r in first)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.jsonl"]
     fake.storage.clear()
+    seen: list[str] = []
     with feather(fake) as client:
         second = client.download_many(ids, tmp_path, concurrency=4)
-        third = client.download_many(ids, tmp_path, concurrency=4)
+        third = client.download_many(ids, tmp_path, concurrency=4, on_item=lambda item: seen.append(item.status))
     assert [r.status for r in second] == ["downloaded"] * 10
     assert [r.status for r in third] == ["skipped"] * 10
+    assert seen == ["skipped"] * 10, "on_item reports every finished item"
     assert {r.result.path for r in third if r.result} == {r.result.path for r in second if r.result}
 
 
