@@ -107,12 +107,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         connector = aiohttp.TCPConnector(
             limit=_MAX_CONNECTIONS, keepalive_timeout=_KEEPALIVE_EXPIRY, ssl=httpx.create_ssl_context()
         )
-        return aiohttp.ClientSession(
+        session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
         )
+        # aiohttp silently resends an idempotent request once after a reset or a disconnect
+        # (aiohttp/client.py, "retry_persistent_connection"), even on a fresh connection, so
+        # max_retries=2 meant up to 6 requests and async differed from sync. The SDK's retry
+        # loop is the only one. No public switch exists as of aiohttp 3.14; aiohttp's own
+        # test_utils sets the same attribute. It can go if aiohttp gains a public option.
+        session._retry_connection = False
+        return session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         import aiohttp
