@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv generate check-generated lint test lock clean update-specs vendor demo record
+.PHONY: help venv generate check-generated lint test lock clean update-specs vendor demo record bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -69,3 +69,6 @@ demo: $(STAMP)  ## Fetch a recording from each vendor's fake API (embedded; no n
 vendor: $(STAMP)  ## Copy callrec, feather_api, siro_api into a monorepo under a prefix (DEST=, PACKAGE=, FORCE=1)
 	$(if $(and $(DEST),$(PACKAGE)),,$(error usage: make vendor DEST=path/to/monorepo PACKAGE=acme.third_party))
 	$(BIN)/python scripts/vendor.py '$(DEST)' --package '$(PACKAGE)' $(if $(FORCE),--force)
+
+bench: $(STAMP)  ## Run the benchmarks (under 5 min on 2 cores); print the table, write benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks

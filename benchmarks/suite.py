@@ -1,0 +1,377 @@
+"""The benchmark suite: sizes, one function per benchmark (each returns its rows), and the table."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import _servers, async_bulk, download, generate_time, import_cost, latency, sync_overhead
+from ._common import Row
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each benchmark does."""
+
+    sync_calls: int
+    async_calls: int
+    concurrency: int
+    latency_calls: int
+    latency: float
+    big_bytes: int
+    small_count: int
+    small_bytes: int
+    download_concurrency: int
+    import_runs: int
+
+
+FULL = Sizes(
+    sync_calls=3000,
+    async_calls=3000,
+    concurrency=32,
+    latency_calls=1920,
+    latency=0.05,
+    big_bytes=1 << 30,
+    small_count=200,
+    small_bytes=1 << 20,
+    download_concurrency=8,
+    import_runs=9,
+)
+QUICK = Sizes(
+    sync_calls=40,
+    async_calls=64,
+    concurrency=4,
+    latency_calls=16,
+    latency=0.01,
+    big_bytes=2 << 20,
+    small_count=4,
+    small_bytes=64 << 10,
+    download_concurrency=2,
+    import_runs=1,
+)
+
+
+def _ratio_row(
+    benchmark: str,
+    subject: str,
+    value: float,
+    unit: str,
+    baseline: float,
+    baseline_name: str,
+    target: float | None,
+    *,
+    higher_is_better: bool,
+    note: str = "",
+) -> Row:
+    ratio = value / baseline
+    if target is None:
+        met, words = None, ""
+    elif higher_is_better:
+        met, words = ratio >= target, f">= {target:g}x"
+    else:
+        met, words = ratio <= target, f"<= {target:g}x"
+    return Row(benchmark, subject, value, unit, baseline, baseline_name, ratio, words, met, note)
+
+
+def bench_sync(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """1. FeatherClient.recording_url against httpx.Client.get + json(), interleaved."""
+    del work
+    with _servers.fake_server() as info:
+        sdk, raw = sync_overhead.measure(info["FEATHER_BASE_URL"], info["FEATHER_API_KEY"], sizes.sync_calls)
+    log(f"sync: sdk {sdk * 1e6:.0f} µs/call, raw httpx {raw * 1e6:.0f} µs/call")
+    return [
+        _ratio_row(
+            "1 sync overhead",
+            "FeatherClient.recording_url",
+            sdk * 1e6,
+            "µs/call",
+            raw * 1e6,
+            "httpx.Client.get + json()",
+            1.05,
+            higher_is_better=False,
+        )
+    ]
+
+
+def bench_async(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """2. Async bulk minting at zero latency: the SDK and raw clients, against stock httpx."""
+    del work
+    n, c = sizes.async_calls, sizes.concurrency
+    with _servers.fake_server() as info:
+        figures = {name: async_bulk.measure(name, info, n, c) for name in async_bulk.RUNNERS}
+    with _servers.raw_server() as info:
+        raw_ceiling = async_bulk.measure("raw_aiohttp", info, n, c)
+    log("async: " + ", ".join(f"{name} {value:.0f}/s" for name, value in figures.items()))
+    stock = figures["stock_httpx"]
+    rows = [
+        _ratio_row(
+            "2 async bulk",
+            "AsyncFeatherClient (default transport)",
+            figures["sdk"],
+            "calls/s",
+            stock,
+            "stock httpx.AsyncClient",
+            4.0,
+            higher_is_better=True,
+            note=f"{n} calls, concurrency {c}",
+        ),
+        _ratio_row(
+            "2 async bulk",
+            "AsyncSiroClient (default transport)",
+            figures["sdk_siro"],
+            "calls/s",
+            stock,
+            "stock httpx.AsyncClient",
+            4.0,
+            higher_is_better=True,
+        ),
+        _ratio_row(
+            "2 async bulk",
+            "AsyncFeatherClient(http_client=httpx.AsyncClient())",
+            figures["sdk_native"],
+            "calls/s",
+            stock,
+            "stock httpx.AsyncClient",
+            None,
+            higher_is_better=True,
+            note="opting out of the aiohttp transport",
+        ),
+        _ratio_row(
+            "2 async bulk",
+            "httpx.AsyncClient + httpx-aiohttp",
+            figures["httpx_aiohttp"],
+            "calls/s",
+            stock,
+            "stock httpx.AsyncClient",
+            None,
+            higher_is_better=True,
+            note="no SDK",
+        ),
+        _ratio_row(
+            "2 async bulk",
+            "httpx.AsyncClient + callrec's aiohttp transport",
+            figures["httpx_callrec_transport"],
+            "calls/s",
+            stock,
+            "stock httpx.AsyncClient",
+            None,
+            higher_is_better=True,
+            note="no SDK",
+        ),
+        _ratio_row(
+            "2 async bulk",
+            "raw aiohttp",
+            figures["raw_aiohttp"],
+            "calls/s",
+            stock,
+            "stock httpx.AsyncClient",
+            None,
+            higher_is_better=True,
+            note="no SDK",
+        ),
+        _ratio_row(
+            "2 async bulk",
+            "AsyncFeatherClient vs raw aiohttp",
+            figures["sdk"],
+            "calls/s",
+            figures["raw_aiohttp"],
+            "raw aiohttp",
+            None,
+            higher_is_better=True,
+        ),
+        _ratio_row(
+            "2 server headroom",
+            "raw aiohttp on the fake server",
+            figures["raw_aiohttp"],
+            "calls/s",
+            raw_ceiling,
+            "raw aiohttp on a bare asyncio server",
+            None,
+            higher_is_better=True,
+            note="near 1 would mean the fake server is the bottleneck",
+        ),
+    ]
+    return rows
+
+
+def bench_latency(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """3. Async bulk minting against 50 ms of server latency: achieved against ideal throughput."""
+    del work
+    ideal = sizes.concurrency / sizes.latency
+    with _servers.fake_server(latency=sizes.latency) as info:
+        sdk = latency.measure(info["FEATHER_BASE_URL"], info["FEATHER_API_KEY"], sizes.latency_calls, sizes.concurrency)
+    log(f"latency: {sdk:.0f}/s of ideal {ideal:.0f}/s")
+    return [
+        _ratio_row(
+            "3 async at latency",
+            f"AsyncFeatherClient, {sizes.latency * 1000:g} ms latency",
+            sdk,
+            "calls/s",
+            ideal,
+            f"ideal {sizes.concurrency}/{sizes.latency:g} s",
+            0.9,
+            higher_is_better=True,
+            note=f"{sizes.latency_calls} calls, concurrency {sizes.concurrency}",
+        )
+    ]
+
+
+def bench_download(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """4. One big download against curl (throughput, peak RSS); many small against a plain asyncio loop."""
+    folder = work / "download"
+    recordings = download.recording_args(folder / "src", sizes.big_bytes, sizes.small_count, sizes.small_bytes)
+    ids = [f"small_{i}" for i in range(sizes.small_count)]
+    with _servers.fake_server(recordings) as info:
+        base, key = info["FEATHER_BASE_URL"], info["FEATHER_API_KEY"]
+        url = download.signed_url(base, key, "big")
+        curl = download.curl_single(url, folder / "curl.wav")
+        (folder / "curl.wav").unlink(missing_ok=True)
+        sdk, rss = download.sdk_single(base, key, "big", folder / "sdk.wav")
+        (folder / "sdk.wav").unlink(missing_ok=True)
+        many_sdk, many_plain = download.many(base, key, ids, folder / "many", sizes.download_concurrency)
+    mib = 1 << 20
+    size = f"{sizes.big_bytes / mib:g} MiB"
+    log(f"download: sdk {sdk / mib:.0f} MiB/s (peak RSS {rss:.0f} MiB), curl {curl and curl / mib:.0f} MiB/s")
+    rows = []
+    if curl is None:
+        rows.append(Row("4 download", f"FeatherClient.download, {size}", sdk / mib, "MiB/s", note="curl not installed"))
+    else:
+        rows.append(
+            _ratio_row(
+                "4 download",
+                f"FeatherClient.download, {size}",
+                sdk / mib,
+                "MiB/s",
+                curl / mib,
+                "curl -o",
+                0.8,
+                higher_is_better=True,
+            )
+        )
+    rows.append(
+        Row(
+            "4 download",
+            "peak RSS of that download (VmHWM, whole process)",
+            rss,
+            "MiB",
+            ratio=rss,
+            target="<= 80 MiB",
+            met=rss <= 80,
+        )
+    )
+    rows.append(
+        _ratio_row(
+            "4 download many",
+            f"AsyncFeatherClient.download_many, {sizes.small_count} x {sizes.small_bytes / mib:g} MiB",
+            many_sdk,
+            "recordings/s",
+            many_plain,
+            "gather + Semaphore + stream to file",
+            None,
+            higher_is_better=True,
+            note=f"concurrency {sizes.download_concurrency}, same transport",
+        )
+    )
+    return rows
+
+
+def bench_import(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """5. `import callrec` against `import httpx` (-X importtime cumulative µs, median of fresh interpreters)."""
+    del work
+    ours, theirs = import_cost.measure(sizes.import_runs)
+    log(f"import: callrec {ours / 1000:.1f} ms, httpx {theirs / 1000:.1f} ms")
+    return [
+        _ratio_row(
+            "5 import cost",
+            "import callrec",
+            ours / 1000,
+            "ms",
+            theirs / 1000,
+            "import httpx",
+            1.5,
+            higher_is_better=False,
+            note=f"median of {sizes.import_runs} fresh interpreters",
+        )
+    ]
+
+
+def bench_generate(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """6. The generator run of `make generate` (reported only)."""
+    del sizes, work
+    seconds = generate_time.measure()
+    log(f"generate: {seconds:.2f} s")
+    return [Row("6 make generate", "scripts/generate.py, both vendors", seconds, "s", note="into a temporary folder")]
+
+
+SUITE: dict[str, Callable[[Sizes, Path, Log], list[Row]]] = {
+    "sync": bench_sync,
+    "async": bench_async,
+    "latency": bench_latency,
+    "download": bench_download,
+    "import": bench_import,
+    "generate": bench_generate,
+}
+
+
+def run(sizes: Sizes, work: Path, *, only: Sequence[str] | None = None, log: Log = lambda _text: None) -> list[Row]:
+    """Run the chosen benchmarks (all by default) in order and return their rows."""
+    rows: list[Row] = []
+    for name, bench in SUITE.items():
+        if only is None or name in only:
+            rows.extend(bench(sizes, work, log))
+    return rows
+
+
+def _figure(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def render(rows: Sequence[Row], elapsed: float | None = None) -> str:
+    """The results as one Markdown table, with the machine it ran on."""
+    lines = [
+        f"{os.cpu_count()} cores, Python {platform.python_version()} ({sys.implementation.name}), "
+        f"{platform.machine()} {platform.system()}" + (f"; the suite took {elapsed:.0f} s" if elapsed else ""),
+        "",
+        "| benchmark | subject | value | baseline | ratio | target | met | note |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        met = "" if row.met is None else ("yes" if row.met else "**no**")
+        baseline = f"{_figure(row.baseline)} {row.unit} ({row.baseline_name})" if row.baseline is not None else ""
+        ratio = "" if row.ratio is None or row.baseline is None else f"{row.ratio:.2f}x"
+        if row.baseline is None and row.ratio is not None:
+            ratio = ""
+        lines.append(
+            f"| {row.benchmark} | {row.subject} | {_figure(row.value)} {row.unit} | {baseline} | {ratio} "
+            f"| {row.target} | {met} | {row.note} |"
+        )
+    return "\n".join(lines)
+
+
+_KEEP = "<!-- Everything below this line is kept by `make bench`. -->"
+
+
+def write_results(path: Path, rows: Sequence[Row], elapsed: float | None = None) -> None:
+    """Write the table to `path`, keeping the hand-written notes below the marker line."""
+    kept = ""
+    if path.exists():
+        text = path.read_text()
+        if _KEEP in text:
+            kept = text[text.index(_KEEP) + len(_KEEP) :]
+    body = (
+        "# callrec benchmarks\n\n"
+        "Written by `make bench` (`python -m benchmarks`); each figure is measured against its baseline in the "
+        "same run, against loopback servers in their own processes (callrec.testing's fake server with validation "
+        "and request recording off, unless a row says otherwise).\n\n"
+        f"{render(rows, elapsed)}\n\n{_KEEP}{kept or chr(10)}"
+    )
+    path.write_text(re.sub(r"\n{3,}", "\n\n", body))
