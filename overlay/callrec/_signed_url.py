@@ -76,18 +76,21 @@ def parse_iso(value: object) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # year 9999 with a negative offset overflows in UTC
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def parse_epoch(value: object) -> datetime | None:
     """Seconds or milliseconds since the epoch as aware UTC; None if unreadable."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond float range: JSON allows any number of digits
+        return None
     if not math.isfinite(seconds) or seconds <= 0:
         return None
     if seconds > _MS_THRESHOLD:
