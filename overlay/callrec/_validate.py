@@ -96,9 +96,9 @@ def check_signed_url(value: str, *, response: httpx.Response | None = None) -> s
     """A signed URL from the API must be absolute https without userinfo (http on loopback)."""
     try:
         url = httpx.URL(value)
-    except (httpx.InvalidURL, TypeError):
+        problem = _url_problem(url)
+    except (httpx.InvalidURL, TypeError, ValueError):  # ValueError: idna refuses hosts such as "xn--.test"
         raise UnexpectedResponseError("the API returned a signed URL that does not parse", response=response) from None
-    problem = _url_problem(url)
     if problem:
         raise UnexpectedResponseError(
             f"the API returned an unusable signed URL ({redact_url(url)}): it {problem}", response=response

@@ -101,6 +101,7 @@ bad_urls = st.sampled_from(
         "https://[::1/x",
         "https://\udcff.test/x",
         "https://exa mple.test/x",
+        "https://xn--.test/x",
         "",
     ]
 )
@@ -172,6 +173,7 @@ def check_answer(vendor: VendorName, status: int, body: bytes) -> None:
 @SETTINGS
 @given(body=bodies("feather"))
 @example(body=feather_body("https://\udcff.test/x"))
+@example(body=feather_body("https://xn--.test/x"))
 @example(body=feather_body(STORAGE, expires_at="9999-12-31T23:59:59-23:59"))
 def test_any_feather_200_body_yields_a_signed_url_or_a_callrec_error(body: bytes) -> None:
     check_answer("feather", 200, body)
@@ -180,6 +182,7 @@ def test_any_feather_200_body_yields_a_signed_url_or_a_callrec_error(body: bytes
 @SETTINGS
 @given(body=bodies("siro"))
 @example(body=siro_body(10**400))
+@example(body=siro_body(1893456000000, url="https://xn--.test/x"))
 @example(body=siro_body(1e308 * 10))
 @example(body=siro_body(-(10**400)))
 def test_any_siro_200_body_yields_a_signed_url_or_a_callrec_error(body: bytes) -> None:
