@@ -7,8 +7,10 @@ storage honours, however the retries interleave.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
 
 import callrec
 import httpx
@@ -33,8 +35,11 @@ def fake() -> Iterator[FakeServer]:
         yield server
 
 
-def plan(n: int) -> tuple[str, str]:
-    return IDS[n % len(IDS)], ("main", "supervisor")[n // len(IDS) % 2]
+LEGS: tuple[Literal["main"], Literal["supervisor"]] = ("main", "supervisor")
+
+
+def plan(n: int) -> tuple[str, Literal["main", "supervisor"]]:
+    return IDS[n % len(IDS)], LEGS[n // len(IDS) % 2]
 
 
 def check_urls_work(fake: FakeServer, results: list[callrec.SignedUrl]) -> None:
@@ -52,7 +57,10 @@ def test_sync_client_shared_by_16_threads_returns_the_right_url_for_every_call_t
     fake.reset()
     fake.feather.queue(*OUTAGE)
     with sync_client(fake, "feather", max_retries=8) as client, ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(client.recording_url, rid, leg=leg) for rid, leg in map(plan, range(CALLS))]  # type: ignore[arg-type]
+        assert isinstance(client, callrec.FeatherClient)
+        futures = [
+            pool.submit(functools.partial(client.recording_url, rid, leg=leg)) for rid, leg in map(plan, range(CALLS))
+        ]
         results = [f.result() for f in futures]
     for n, result in enumerate(results):
         assert (result.recording_id, result.leg) == plan(n)
