@@ -19,8 +19,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
 
 import httpx
-from feather_api import AuthenticatedClient as FeatherGenerated
-from siro_api import AuthenticatedClient as SiroGenerated
 
 from . import __version__
 from ._bulk import BulkItem, Manifest, check_folder, expected_errors, failure, is_item_retryable, unique_ids
@@ -297,6 +295,10 @@ class _BaseClient:
         """
         with self._lock:
             if self._generated is None:
+                # Imported on first use: the generated packages are most of `import callrec`'s cost.
+                from feather_api import AuthenticatedClient as FeatherGenerated
+                from siro_api import AuthenticatedClient as SiroGenerated
+
                 cls = FeatherGenerated if self._vendor is FEATHER else SiroGenerated
                 self._generated = cls(**self._generated_kwargs())
             return self._generated

@@ -13,11 +13,6 @@ from typing import Any
 
 import attrs
 import httpx
-from feather_api.api.calls import get_recording_url as feather_op
-from feather_api.models import RecordingLeg, RecordingUrl
-from siro_api.api.default import create_signed_url as siro_op
-from siro_api.models import SignedUrlResponse
-from siro_api.types import Unset
 
 from ._errors import (
     CallrecError,
@@ -87,6 +82,8 @@ def _unexpected(what: str, response: httpx.Response) -> UnexpectedResponseError:
 
 
 def _parse_feather(response: httpx.Response, body: Any, recording_id: str, leg: str | None, offset: float) -> SignedUrl:
+    from feather_api.models import RecordingUrl  # the generated packages load on first use (import cost)
+
     try:
         parsed = RecordingUrl.from_dict(body)
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -104,6 +101,9 @@ def _parse_feather(response: httpx.Response, body: Any, recording_id: str, leg: 
 
 
 def _parse_siro(response: httpx.Response, body: Any, recording_id: str, leg: str | None, offset: float) -> SignedUrl:
+    from siro_api.models import SignedUrlResponse
+    from siro_api.types import Unset
+
     try:
         parsed = SignedUrlResponse.from_dict(body)
         data = parsed.data
@@ -172,6 +172,19 @@ class Vendor:
 # JSONDecodeError on an HTML 502) before we could map either to a CallrecError,
 # and they cannot stream, so sending and parsing stay here. This can go if
 # openapi-python-client exposes raw responses without parsing.
+def _feather_kwargs(recording_id: str, leg: str | None) -> dict[str, Any]:
+    from feather_api.api.calls import get_recording_url as feather_op
+    from feather_api.models import RecordingLeg
+
+    return feather_op._get_kwargs(recording_id, type_=RecordingLeg(leg or "main"))
+
+
+def _siro_kwargs(recording_id: str, _leg: str | None) -> dict[str, Any]:
+    from siro_api.api.default import create_signed_url as siro_op
+
+    return siro_op._get_kwargs(recording_id)
+
+
 FEATHER = Vendor(
     name="feather",
     credential_keyword="api_key",
@@ -179,7 +192,7 @@ FEATHER = Vendor(
     base_url_env="FEATHER_BASE_URL",
     default_base_url="https://prod.featherhq.com",
     auth_header="X-API-Key",
-    kwargs=lambda rid, leg: feather_op._get_kwargs(rid, type_=RecordingLeg(leg or "main")),
+    kwargs=_feather_kwargs,
     parse=_parse_feather,
 )
 SIRO = Vendor(
@@ -189,6 +202,6 @@ SIRO = Vendor(
     base_url_env="SIRO_BASE_URL",
     default_base_url="https://api.siro.ai/",
     auth_header="x-siro-auth-token",
-    kwargs=lambda rid, _leg: siro_op._get_kwargs(rid),
+    kwargs=_siro_kwargs,
     parse=_parse_siro,
 )
