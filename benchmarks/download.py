@@ -85,11 +85,11 @@ async def _sdk_many(base: str, key: str, ids: list[str], dest: Path, concurrency
 
 
 async def _plain_many(base: str, key: str, ids: list[str], dest: Path, concurrency: int) -> float:
-    """The baseline: gather + Semaphore, mint with a GET, stream each signed URL to a file, same transport."""
+    """The baseline: gather + Semaphore, mint with a GET, stream each signed URL to a file, the SDK's transports."""
     gate = asyncio.Semaphore(concurrency)
     async with (
         httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, transport=async_transport()) as api,
-        httpx.AsyncClient(transport=async_transport()) as storage,
+        httpx.AsyncClient() as storage,  # the SDK's storage client is on httpx's own transport too
     ):
 
         async def one(rid: str) -> None:
