@@ -192,7 +192,7 @@ class _BaseClient:
                 raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
             clone.max_retries = max_retries
         if deadline is not NOT_GIVEN:
-            if not isinstance(deadline, (int, float)) or not deadline > 0:
+            if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
                 raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
             clone.deadline = float(deadline)
         return clone

@@ -196,3 +196,19 @@ def test_bad_bulk_arguments_are_refused_before_any_request(
         call(client, tmp_path)
     assert re.search(r"folder|concurrency|str", str(caught.value))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        *(("timeout", v) for v in BAD_NUMBERS),
+        *(("deadline", v) for v in BAD_NUMBERS),
+        *(("max_retries", v) for v in (-1, 1.5, None, "2", True)),
+    ],
+    ids=repr,
+)
+def test_with_options_refuses_what_the_constructor_refuses(quiet: FakeServer, option: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be"):
+        sync_client(quiet, "feather", **{option: value})
+    with sync_client(quiet, "feather") as client, pytest.raises(ValueError, match=f"{option} must be"):
+        client.with_options(**{option: value})
