@@ -36,7 +36,14 @@ from ._download import (
     open_temp,
     plan_destination,
 )
-from ._errors import APIConnectionError, APIStatusError, APITimeoutError, CallrecError, UnexpectedResponseError
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    CallrecError,
+    DownloadError,
+    UnexpectedResponseError,
+)
 from ._link import AsyncLink, Link
 from ._redact import install_log_redaction, redact_text
 from ._retry import is_retryable_status, retry_delay
@@ -626,8 +633,7 @@ class _AsyncClient(_BaseClient):
                     async with asyncio.timeout(transfer.remaining()):
                         action = await self._transfer_once(transfer, signed.url)
                 except TimeoutError:
-                    transfer.remaining()  # raises DownloadError: the deadline passed
-                    raise
+                    raise DownloadError("the download did not finish within its deadline") from None
                 if action is Action.DONE:
                     break
                 if action is Action.REFRESH:

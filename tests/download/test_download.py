@@ -289,3 +289,12 @@ def test_concurrent_downloads_from_threads_share_one_client(fake: FakeServer, tm
             t.join()
     assert errors == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"siro-r{i}.wav" for i in range(8)]
+
+
+async def test_async_stalled_storage_is_bounded_by_the_download_deadline(fake: FakeServer, tmp_path: Path) -> None:
+    fake.add_recording("feather", "c1")
+    fake.storage.always(faults.StallBeforeHeaders(5))
+    async with afeather(fake) as client:
+        with pytest.raises(callrec.DownloadError, match="deadline"):
+            await client.download("c1", tmp_path / "c1.wav", deadline=0.5)
+    assert list(tmp_path.iterdir()) == []
