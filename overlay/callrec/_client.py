@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
+from urllib.parse import urlencode
 
 import httpx
 
@@ -104,6 +105,9 @@ def _coerce_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
 
 def _bounded(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
     """The per-attempt timeout, no phase longer than what is left of the deadline."""
+    phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    if all(p is not None and p <= remaining for p in phases):
+        return timeout  # the common case: the deadline is further away than any phase
     cap = max(remaining, 0.001)
     return httpx.Timeout(
         connect=min(timeout.connect or cap, cap),
@@ -168,6 +172,11 @@ class _BaseClient:
         for name, value in self._default_headers.items():
             if any(c in name + value for c in "\r\n\0"):
                 raise ValueError(f"default header {name!r} contains CR/LF")
+        # Built once: every API request sends these (the credential last, so no default header replaces it).
+        self._headers = httpx.Headers({"Accept": "application/json", "User-Agent": f"callrec/{__version__}"})
+        self._headers.update(self._default_headers)
+        self._headers[vendor.auth_header] = self._credential
+        self._url_prefix = str(self.base_url.copy_with(query=None, fragment=None)).rstrip("/")
         self._owns_http = http_client is None
         self._generated: Any = None
         self._lock = threading.Lock()
@@ -229,19 +238,14 @@ class _BaseClient:
 
     def _build_request(self, recording_id: str, leg: str | None, remaining: float) -> httpx.Request:
         kwargs = self._vendor.request_kwargs(recording_id, leg)
-        # Keep any path prefix of base_url (a proxy mount point) and append the
-        # already percent-encoded operation path.
-        raw_path = self.base_url.raw_path.split(b"?")[0].rstrip(b"/") + kwargs["url"].encode("ascii")
-        url = self.base_url.copy_with(raw_path=raw_path)
-        headers = httpx.Headers({"Accept": "application/json", "User-Agent": f"callrec/{__version__}"})
-        headers.update(self._default_headers)
-        headers[self._vendor.auth_header] = self._credential
+        # The URL is assembled as text and parsed once by httpx: base_url's path
+        # prefix (a proxy mount point) + the generated, already percent-encoded path.
+        url = self._url_prefix + kwargs["url"]
+        params = kwargs.get("params")
+        if params:
+            url += "?" + urlencode(params)
         return self._http.build_request(  # type: ignore[no-any-return]
-            kwargs["method"].upper(),
-            url,
-            params=kwargs.get("params") or None,
-            headers=headers,
-            timeout=_bounded(self.timeout, remaining),
+            kwargs["method"].upper(), url, headers=self._headers, timeout=_bounded(self.timeout, remaining)
         )
 
     def _outcome(

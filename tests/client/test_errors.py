@@ -188,6 +188,14 @@ def test_redirect_is_not_followed_and_is_unexpected(status: int) -> None:
         "/relative/path.m4a?sig=1",
         "javascript:alert(1)",
         "https://",
+        "https://exa mple.test/x.m4a?sig=1",
+        "https://ünï.example/x.m4a?sig=1",
+        "https://storage.example:99999/x.m4a?sig=1",
+        "https://storage.example:port/x.m4a?sig=1",
+        "https://xn--.test/x.m4a?sig=1",
+        "https://-bad-.example/x.m4a?sig=1",
+        "https://[::1/x.m4a?sig=1",
+        "https://storage.example/x.m4a?sig=1\r\nX-Evil: 1",
     ],
 )
 def test_unusable_signed_urls_are_refused(url: str) -> None:
