@@ -93,6 +93,18 @@ def _report(item: BulkItem, on_item: Callable[[BulkItem], None] | None) -> BulkI
     return item
 
 
+def _check_count(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, not {value!r}")
+    return value
+
+
+def _check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
 def _coerce_timeout(timeout: float | httpx.Timeout) -> httpx.Timeout:
     if isinstance(timeout, httpx.Timeout):
         if None in (timeout.connect, timeout.read, timeout.write, timeout.pool):
@@ -162,12 +174,8 @@ class _BaseClient:
         raw_base = base_url if base_url is not None else os.environ.get(vendor.base_url_env) or vendor.default_base_url
         self.base_url = check_base_url(raw_base, what=f"base_url ({vendor.base_url_env})")
         self.timeout = _coerce_timeout(timeout)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
-        self.max_retries = max_retries
-        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
-            raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
-        self.deadline = float(deadline)
+        self.max_retries = _check_count("max_retries", max_retries, minimum=0)
+        self.deadline = _check_seconds("deadline", deadline)
         self._default_headers = httpx.Headers(default_headers or {})
         for name, value in self._default_headers.items():
             if any(c in name + value for c in "\r\n\0"):
@@ -204,13 +212,9 @@ class _BaseClient:
         if timeout is not NOT_GIVEN:
             clone.timeout = _coerce_timeout(timeout)
         if max_retries is not NOT_GIVEN:
-            if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-                raise ValueError(f"max_retries must be an int >= 0, not {max_retries!r}")
-            clone.max_retries = max_retries
+            clone.max_retries = _check_count("max_retries", max_retries, minimum=0)
         if deadline is not NOT_GIVEN:
-            if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0:
-                raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
-            clone.deadline = float(deadline)
+            clone.deadline = _check_seconds("deadline", deadline)
         return clone
 
     def _storage_kwargs(self) -> dict[str, Any]:
@@ -469,8 +473,7 @@ class _SyncClient(_BaseClient):
         overwrite: bool,
         on_item: Callable[[BulkItem], None] | None,
     ) -> list[BulkItem]:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
+        _check_count("concurrency", concurrency, minimum=1)
         folder = check_folder(dest_dir)
         todo = unique_ids(ids)
         manifest = Manifest(folder)
@@ -673,8 +676,7 @@ class _AsyncClient(_BaseClient):
         overwrite: bool,
         on_item: Callable[[BulkItem], None] | None,
     ) -> list[BulkItem]:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1, not {concurrency!r}")
+        _check_count("concurrency", concurrency, minimum=1)
         folder = check_folder(dest_dir)
         todo = unique_ids(ids)
         manifest = Manifest(folder)
