@@ -22,7 +22,7 @@ from ._download import DownloadResult
 from ._errors import APIConnectionError, CallrecError, InternalServerError, RateLimitError
 from ._validate import check_recording_id
 
-__all__ = ["BulkItem", "Manifest", "is_item_retryable", "unique_ids"]
+__all__ = ["ITEM_ERRORS", "BulkItem", "Manifest", "already_done", "check_folder", "settle", "unique_ids"]
 
 MANIFEST_NAME = "manifest.jsonl"
 Status = Literal["downloaded", "skipped", "failed"]
@@ -124,10 +124,6 @@ class Manifest:
             os.fsync(fh.fileno())
 
 
-def failure(recording_id: str, leg: str | None, error: Exception, attempts: int) -> BulkItem:
-    return BulkItem(recording_id=recording_id, leg=leg, status="failed", error=error, attempts=attempts)
-
-
 def check_folder(dest_dir: str | os.PathLike[str]) -> Path:
     folder = Path(dest_dir).expanduser()
     if not folder.is_dir():
@@ -135,6 +131,22 @@ def check_folder(dest_dir: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def expected_errors() -> tuple[type[Exception], ...]:
-    """Per-item failures that are reported in the results rather than raised."""
-    return (CallrecError, OSError)
+#: Tries of one whole item (each download also resumes internally).
+ITEM_ATTEMPTS = 3
+#: Per-item failures that are reported in the results rather than raised.
+ITEM_ERRORS: tuple[type[Exception], ...] = (CallrecError, OSError)
+
+
+def already_done(manifest: Manifest, recording_id: str, leg: str | None, overwrite: bool) -> BulkItem | None:
+    """A "skipped" item when an earlier run finished this one (and overwrite is off)."""
+    done = None if overwrite else manifest.completed(recording_id, leg)
+    return None if done is None else BulkItem(recording_id=recording_id, leg=leg, status="skipped", result=done)
+
+
+def settle(recording_id: str, leg: str | None, attempt: int, outcome: DownloadResult | Exception) -> BulkItem | None:
+    """The item's final state after ``attempt`` tries, or None to try the whole item again."""
+    if isinstance(outcome, DownloadResult):
+        return BulkItem(recording_id=recording_id, leg=leg, status="downloaded", result=outcome, attempts=attempt)
+    if attempt < ITEM_ATTEMPTS and is_item_retryable(outcome):
+        return None
+    return BulkItem(recording_id=recording_id, leg=leg, status="failed", error=outcome, attempts=attempt)

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 import httpx
 
 from . import __version__
-from ._bulk import BulkItem, Manifest, check_folder, expected_errors, failure, is_item_retryable, unique_ids
+from ._bulk import ITEM_ERRORS, BulkItem, Manifest, already_done, check_folder, settle, unique_ids
 from ._constants import DEFAULT_DEADLINE, DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._download import (
     DEFAULT_DOWNLOAD_DEADLINE,
@@ -57,8 +57,6 @@ __all__ = ["AsyncFeatherClient", "AsyncSiroClient", "FeatherClient", "SiroClient
 
 #: A URL with less than this left is re-minted before the storage request.
 _DOWNLOAD_EXPIRY_MARGIN = 5.0
-#: Tries of one item in download_many (the download itself also resumes internally).
-_BULK_ITEM_ATTEMPTS = 3
 
 log = logging.getLogger("callrec")
 
@@ -479,22 +477,20 @@ class _SyncClient(_BaseClient):
         manifest = Manifest(folder)
 
         def one(rid: str) -> BulkItem:
-            done = None if overwrite else manifest.completed(rid, leg)
-            if done is not None:
-                return _report(BulkItem(recording_id=rid, leg=leg, status="skipped", result=done), on_item)
-            attempt = 0
-            while True:
+            skipped = already_done(manifest, rid, leg, overwrite)
+            if skipped is not None:
+                return _report(skipped, on_item)
+            attempt, item = 0, None
+            while item is None:
                 attempt += 1
+                outcome: DownloadResult | Exception
                 try:
-                    result = self._download(rid, folder, leg, overwrite, None, None)
-                except expected_errors() as exc:
-                    if attempt < _BULK_ITEM_ATTEMPTS and is_item_retryable(exc):
-                        continue
-                    item = failure(rid, leg, exc, attempt)
-                else:
-                    item = BulkItem(recording_id=rid, leg=leg, status="downloaded", result=result, attempts=attempt)
-                manifest.record(item)
-                return _report(item, on_item)
+                    outcome = self._download(rid, folder, leg, overwrite, None, None)
+                except ITEM_ERRORS as exc:
+                    outcome = exc
+                item = settle(rid, leg, attempt, outcome)
+            manifest.record(item)
+            return _report(item, on_item)
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="callrec-bulk") as pool:
             return list(pool.map(one, todo))
@@ -683,23 +679,21 @@ class _AsyncClient(_BaseClient):
         gate = asyncio.Semaphore(concurrency)
 
         async def one(rid: str) -> BulkItem:
-            done = None if overwrite else manifest.completed(rid, leg)
-            if done is not None:
-                return _report(BulkItem(recording_id=rid, leg=leg, status="skipped", result=done), on_item)
-            attempt = 0
+            skipped = already_done(manifest, rid, leg, overwrite)
+            if skipped is not None:
+                return _report(skipped, on_item)
+            attempt, item = 0, None
             async with gate:
-                while True:
+                while item is None:
                     attempt += 1
+                    outcome: DownloadResult | Exception
                     try:
-                        result = await self._download(rid, folder, leg, overwrite, None, None)
-                    except expected_errors() as exc:
-                        if attempt < _BULK_ITEM_ATTEMPTS and is_item_retryable(exc):
-                            continue
-                        item = failure(rid, leg, exc, attempt)
-                    else:
-                        item = BulkItem(recording_id=rid, leg=leg, status="downloaded", result=result, attempts=attempt)
-                    await asyncio.to_thread(manifest.record, item)
-                    return _report(item, on_item)
+                        outcome = await self._download(rid, folder, leg, overwrite, None, None)
+                    except ITEM_ERRORS as exc:
+                        outcome = exc
+                    item = settle(rid, leg, attempt, outcome)
+                await asyncio.to_thread(manifest.record, item)
+            return _report(item, on_item)
 
         return list(await asyncio.gather(*(one(rid) for rid in todo)))
 
