@@ -447,13 +447,7 @@ class _SyncClient(_BaseClient):
         except BaseException:
             discard(file, temp)
             raise
-        return DownloadResult(
-            path=final,
-            bytes=transfer.offset,
-            content_type=transfer.content_type,
-            sha256=transfer.sha256(),
-            url_refreshes=transfer.refreshes,
-        )
+        return transfer.result(final)
 
     def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
         try:
@@ -648,13 +642,7 @@ class _AsyncClient(_BaseClient):
         except BaseException:
             discard(file, temp)
             raise
-        return DownloadResult(
-            path=final,
-            bytes=transfer.offset,
-            content_type=transfer.content_type,
-            sha256=transfer.sha256(),
-            url_refreshes=transfer.refreshes,
-        )
+        return transfer.result(final)
 
     async def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
         try:

@@ -307,8 +307,15 @@ class Transfer:
         delay, self.delay = self.delay, 0.0
         return min(delay, max(self.remaining() - 0.001, 0.0))
 
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
+    def result(self, path: Path) -> DownloadResult:
+        """What the finished transfer produced, once it is committed at ``path``."""
+        return DownloadResult(
+            path=path,
+            bytes=self.offset,
+            content_type=self.content_type,
+            sha256=self._hash.hexdigest(),
+            url_refreshes=self.refreshes,
+        )
 
 
 def open_temp(folder: Path, stem: str) -> tuple[IO[bytes], Path]:
