@@ -25,6 +25,12 @@ class BadRequest(Exception):
     """The bytes on the wire are not an HTTP/1.1 request we accept."""
 
 
+def first_header(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of header `name` (case-insensitive), or None."""
+    wanted = name.lower()
+    return next((value for key, value in headers if key.lower() == wanted), None)
+
+
 @dataclass(slots=True)
 class Request:
     """One parsed request. `path` and `query` are raw (still percent-encoded)."""
@@ -39,11 +45,7 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        return first_header(self.headers, name)
 
     @property
     def keep_alive(self) -> bool:
@@ -62,11 +64,8 @@ class Response:
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        """The first value of header `name` (case-insensitive), or None."""
+        return first_header(self.headers, name)
 
 
 @dataclass(slots=True)

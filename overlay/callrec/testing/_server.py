@@ -53,8 +53,7 @@ class RecordedRequest:
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
+        return _http.first_header(self.headers, name)
 
     @property
     def params(self) -> dict[str, str]:
