@@ -454,7 +454,6 @@ class _SyncClient(_BaseClient):
             return self.with_options(deadline=transfer.remaining())._recording_url(recording_id, leg)
         except CallrecError as exc:
             transfer.on_refresh_error(exc)
-            raise
 
     def _download_many(
         self,
@@ -649,7 +648,6 @@ class _AsyncClient(_BaseClient):
             return await self.with_options(deadline=transfer.remaining())._recording_url(recording_id, leg)
         except CallrecError as exc:
             transfer.on_refresh_error(exc)
-            raise
 
     async def _download_many(
         self,

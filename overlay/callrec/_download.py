@@ -19,7 +19,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, NoReturn
 
 import attrs
 import httpx
@@ -276,7 +276,8 @@ class Transfer:
         self._last_error = exc
         return self._retry(DownloadError(f"the transfer broke at byte {self.offset} ({type(exc).__name__})"))
 
-    def on_refresh_error(self, exc: CallrecError) -> None:
+    def on_refresh_error(self, exc: CallrecError) -> NoReturn:
+        """Minting a fresh URL mid-download failed: the download fails with that cause."""
         raise DownloadError(f"could not mint a fresh URL to continue the download: {exc}") from exc
 
     # -- bookkeeping ----------------------------------------------------
