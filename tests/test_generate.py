@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import generate
 import pytest
@@ -42,6 +43,9 @@ def test_provenance_matches_inputs(vendor: str) -> None:
     prov = json.loads((ROOT / "generated" / src["package"] / "PROVENANCE.json").read_text())
     for key in ("spec", "overlay", "config"):
         assert prov[key]["sha256"] == generate._sha256(ROOT / src[key])
+    templates = sorted((ROOT / "specs" / "templates").glob("*.jinja"))
+    assert len(templates) >= 3
+    assert prov["templates"]["sha256"] == {t.name: generate._sha256(t) for t in templates}
     from importlib import metadata
 
     assert prov["generator_version"] == metadata.version("openapi-python-client")
@@ -75,8 +79,14 @@ def test_check_passes_on_an_untouched_copy(tmp_path: Path) -> None:
         ("specs/siro.overlay.yaml", "operationId: createSignedUrl", "operationId: mintSignedUrl", "mint_signed_url"),
         ("specs/feather.generator.yaml", "project_name_override: feather_api", "project_name_override: fa", "config"),
         ("generated/siro_api/client.py", "class Client:", "class Client:  # hand edit", "hand edit"),
+        (
+            "specs/templates/endpoint_module.py.jinja",
+            "never raises for what the server sent",
+            "raises whenever it likes",
+            "raises whenever it likes",
+        ),
     ],
-    ids=["spec-changed", "overlay-changed", "config-changed", "generated-edited"],
+    ids=["spec-changed", "overlay-changed", "config-changed", "generated-edited", "template-changed"],
 )
 def test_drift_makes_check_fail_with_readable_diff(tmp_path: Path, path: str, old: str, new: str, expect: str) -> None:
     copy = _project_copy(tmp_path)
@@ -106,3 +116,64 @@ def test_check_validates_specs(tmp_path: Path) -> None:
     proc = _check(copy)
     assert proc.returncode == 1
     assert "invalid OpenAPI" in proc.stderr
+
+
+def _spec(schemes: dict[str, Any], required: list[str], servers: list[Any] | None = None) -> dict[str, Any]:
+    op = {"security": [{name: []} for name in required], "responses": {}}
+    spec: dict[str, Any] = {"paths": {"/x": {"get": op}}, "components": {"securitySchemes": schemes}}
+    if servers is not None:
+        spec["servers"] = servers
+    return spec
+
+
+API_KEY = {"type": "apiKey", "in": "header", "name": "X-Key"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            _spec({"K": API_KEY}, ["K"], [{"url": "https://a.example/v1"}]),
+            {"auth_header_name": "X-Key", "auth_prefix": "", "base_url": "https://a.example/v1"},
+        ),
+        (
+            _spec({"B": {"type": "http", "scheme": "Bearer"}}, ["B"], []),
+            {"auth_header_name": "Authorization", "auth_prefix": "Bearer", "base_url": ""},
+        ),
+        (
+            _spec({"K": API_KEY, "B": {"type": "http", "scheme": "bearer"}}, ["K", "B"]),
+            {"auth_header_name": "X-Key", "auth_prefix": "", "base_url": ""},
+        ),
+        (
+            _spec({}, []),
+            {"auth_header_name": "Authorization", "auth_prefix": "Bearer", "base_url": ""},
+        ),
+    ],
+    ids=["apikey-header", "http-bearer", "first-required-wins", "no-security"],
+)
+def test_spec_facts_from_security_scheme_and_servers(spec: dict[str, Any], expected: dict[str, str]) -> None:
+    assert generate.spec_facts(spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (_spec({"Q": {"type": "apiKey", "in": "query", "name": "key"}}, ["Q"]), "not an apiKey header"),
+        (_spec({"K": {**API_KEY, "name": 'X-Key"; import os'}}, ["K"]), "not a valid HTTP header name"),
+        (_spec({"K": API_KEY}, ["K"], [{"url": "https://{region}.example"}]), "not an absolute http\\(s\\) URL"),
+        (_spec({"K": API_KEY}, ["K"], [{"url": 'https://a.example/"+x'}]), "not an absolute http\\(s\\) URL"),
+    ],
+    ids=["apikey-in-query", "header-injection", "server-variable", "url-injection"],
+)
+def test_spec_facts_refuse_what_cannot_become_a_default(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(generate.SpecFactsError, match=message):
+        generate.spec_facts(spec)
+
+
+def test_a_security_scheme_change_reaches_the_generated_client(tmp_path: Path) -> None:
+    copy = _project_copy(tmp_path)
+    spec = copy / "specs" / "feather.openapi.yaml"
+    spec.write_text(spec.read_text().replace("name: X-API-Key", "name: X-Feather-Key", 1))
+    proc = _check(copy)
+    assert proc.returncode == 1
+    assert '+DEFAULT_AUTH_HEADER_NAME = "X-Feather-Key"' in proc.stdout

@@ -5,14 +5,30 @@ from typing import Any, Self
 import httpx
 from attrs import define, evolve, field
 
+#: The first server in the vendor's OpenAPI document.
+DEFAULT_BASE_URL = "https://prod.featherhq.com"
+#: The header the spec's security scheme puts the credential in.
+DEFAULT_AUTH_HEADER_NAME = "X-API-Key"
+#: The text before the credential in that header ("" for an apiKey scheme).
+DEFAULT_AUTH_PREFIX = ""
 
-@define
+
+def _absolute(base_url: str, url: str) -> str:
+    # Operations give a path relative to the API root; the base URL's own path
+    # (a proxy mount point) is kept.
+    if url.startswith(("http://", "https://")):
+        return url
+    return base_url.rstrip("/") + "/" + url.lstrip("/")
+
+
+@define(repr=False)
 class Client:
-    """A class for keeping track of data related to the API
+    """A client for the API's unauthenticated operations.
 
     The following are accepted as keyword arguments and will be used to construct httpx Clients internally:
 
-        ``base_url``: The base URL for the API, all requests are made to a relative path to this URL
+        ``base_url``: The base URL for the API, all requests are made to a relative path to this URL.
+        Default: the first server in the vendor's spec (``DEFAULT_BASE_URL``).
 
         ``cookies``: A dictionary of cookies to be sent with every request
 
@@ -31,12 +47,12 @@ class Client:
 
     Attributes:
         raise_on_unexpected_status: Whether or not to raise an errors.UnexpectedStatus if the API returns a
-            status code that was not documented in the source OpenAPI document. Can also be provided as a keyword
-            argument to the constructor.
+            status code that was not documented in the source OpenAPI document. Can also be provided as a
+            keyword argument to the constructor.
     """
 
     raise_on_unexpected_status: bool = field(default=False, kw_only=True)
-    _base_url: str = field(alias="base_url")
+    _base_url: str = field(default=DEFAULT_BASE_URL, alias="base_url")
     _cookies: dict[str, str] = field(factory=dict, kw_only=True, alias="cookies")
     _headers: dict[str, str] = field(factory=dict, kw_only=True, alias="headers")
     _timeout: httpx.Timeout | None = field(default=None, kw_only=True, alias="timeout")
@@ -49,6 +65,11 @@ class Client:
     _httpx_args: dict[str, Any] = field(factory=dict, kw_only=True, alias="httpx_args")
     _client: httpx.Client | None = field(default=None, init=False)
     _async_client: httpx.AsyncClient | None = field(default=None, init=False)
+
+    @property
+    def base_url(self) -> str:
+        """The base URL requests are made against."""
+        return self._base_url
 
     def with_headers(self, headers: dict[str, str]) -> "Client":
         """Get a new client matching this one with additional headers"""
@@ -75,9 +96,10 @@ class Client:
         return evolve(self, timeout=timeout)
 
     def set_httpx_client(self, client: httpx.Client) -> Self:
-        """Manually set the underlying httpx.Client
+        """Use a pre-configured httpx.Client (proxies, CA bundle, client certificate, transport).
 
-        **NOTE**: This will override any other settings on the client, including cookies, headers, and timeout.
+        Its own settings apply, not this object's cookies, headers or timeout; the base URL
+        and the credential are still added to every operation's request by ``prepare``.
         """
         self._client = client
         return self
@@ -106,10 +128,7 @@ class Client:
         self.get_httpx_client().__exit__(*args, **kwargs)
 
     def set_async_httpx_client(self, async_client: httpx.AsyncClient) -> Self:
-        """Manually set the underlying httpx.AsyncClient
-
-        **NOTE**: This will override any other settings on the client, including cookies, headers, and timeout.
-        """
+        """Use a pre-configured httpx.AsyncClient (see ``set_httpx_client``)."""
         self._async_client = async_client
         return self
 
@@ -136,14 +155,33 @@ class Client:
         """Exit a context manager for underlying httpx.AsyncClient (see httpx docs)"""
         await self.get_async_httpx_client().__aexit__(*args, **kwargs)
 
+    def prepare(self, request: dict[str, Any]) -> dict[str, Any]:
+        """An operation's ``request_args(...)`` made ready for ``httpx.Client.request(**...)``.
 
-@define
+        Absolute URL, and this client's ``headers`` under the request's own (so they
+        apply through a client given to ``set_httpx_client`` too).
+        """
+        headers = {**self._headers, **request.get("headers", {})}
+        return {
+            **request,
+            "url": _absolute(self._base_url, request["url"]),
+            "headers": headers,
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self._base_url!r})"
+
+
+@define(repr=False)
 class AuthenticatedClient:
-    """A Client which has been authenticated for use on secured endpoints
+    """A client for the API's secured operations; the credential goes where the spec's security scheme says.
+
+    Usage: ``AuthenticatedClient(token=KEY)`` sends ``X-API-Key: KEY``.
 
     The following are accepted as keyword arguments and will be used to construct httpx Clients internally:
 
-        ``base_url``: The base URL for the API, all requests are made to a relative path to this URL
+        ``base_url``: The base URL for the API, all requests are made to a relative path to this URL.
+        Default: the first server in the vendor's spec (``DEFAULT_BASE_URL``).
 
         ``cookies``: A dictionary of cookies to be sent with every request
 
@@ -162,15 +200,15 @@ class AuthenticatedClient:
 
     Attributes:
         raise_on_unexpected_status: Whether or not to raise an errors.UnexpectedStatus if the API returns a
-            status code that was not documented in the source OpenAPI document. Can also be provided as a keyword
-            argument to the constructor.
-        token: The token to use for authentication
-        prefix: The prefix to use for the Authorization header
-        auth_header_name: The name of the Authorization header
+            status code that was not documented in the source OpenAPI document. Can also be provided as a
+            keyword argument to the constructor.
+        token: The credential. Never shown by repr().
+        prefix: The text before the token in the header (default from the spec's security scheme).
+        auth_header_name: The header that carries the token (default from the spec's security scheme).
     """
 
     raise_on_unexpected_status: bool = field(default=False, kw_only=True)
-    _base_url: str = field(alias="base_url")
+    _base_url: str = field(default=DEFAULT_BASE_URL, alias="base_url")
     _cookies: dict[str, str] = field(factory=dict, kw_only=True, alias="cookies")
     _headers: dict[str, str] = field(factory=dict, kw_only=True, alias="headers")
     _timeout: httpx.Timeout | None = field(default=None, kw_only=True, alias="timeout")
@@ -184,9 +222,14 @@ class AuthenticatedClient:
     _client: httpx.Client | None = field(default=None, init=False)
     _async_client: httpx.AsyncClient | None = field(default=None, init=False)
 
-    token: str
-    prefix: str = "Bearer"
-    auth_header_name: str = "Authorization"
+    token: str = field(kw_only=True, repr=False)
+    prefix: str = field(default=DEFAULT_AUTH_PREFIX, kw_only=True)
+    auth_header_name: str = field(default=DEFAULT_AUTH_HEADER_NAME, kw_only=True)
+
+    @property
+    def base_url(self) -> str:
+        """The base URL requests are made against."""
+        return self._base_url
 
     def with_headers(self, headers: dict[str, str]) -> "AuthenticatedClient":
         """Get a new client matching this one with additional headers"""
@@ -213,9 +256,10 @@ class AuthenticatedClient:
         return evolve(self, timeout=timeout)
 
     def set_httpx_client(self, client: httpx.Client) -> Self:
-        """Manually set the underlying httpx.Client
+        """Use a pre-configured httpx.Client (proxies, CA bundle, client certificate, transport).
 
-        **NOTE**: This will override any other settings on the client, including cookies, headers, and timeout.
+        Its own settings apply, not this object's cookies, headers or timeout; the base URL
+        and the credential are still added to every operation's request by ``prepare``.
         """
         self._client = client
         return self
@@ -223,9 +267,6 @@ class AuthenticatedClient:
     def get_httpx_client(self) -> httpx.Client:
         """Get the underlying httpx.Client, constructing a new one if not previously set"""
         if self._client is None:
-            self._headers[self.auth_header_name] = (
-                f"{self.prefix} {self.token}" if self.prefix else self.token
-            )
             self._client = httpx.Client(
                 base_url=self._base_url,
                 cookies=self._cookies,
@@ -247,19 +288,13 @@ class AuthenticatedClient:
         self.get_httpx_client().__exit__(*args, **kwargs)
 
     def set_async_httpx_client(self, async_client: httpx.AsyncClient) -> Self:
-        """Manually set the underlying httpx.AsyncClient
-
-        **NOTE**: This will override any other settings on the client, including cookies, headers, and timeout.
-        """
+        """Use a pre-configured httpx.AsyncClient (see ``set_httpx_client``)."""
         self._async_client = async_client
         return self
 
     def get_async_httpx_client(self) -> httpx.AsyncClient:
         """Get the underlying httpx.AsyncClient, constructing a new one if not previously set"""
         if self._async_client is None:
-            self._headers[self.auth_header_name] = (
-                f"{self.prefix} {self.token}" if self.prefix else self.token
-            )
             self._async_client = httpx.AsyncClient(
                 base_url=self._base_url,
                 cookies=self._cookies,
@@ -279,3 +314,30 @@ class AuthenticatedClient:
     async def __aexit__(self, *args: object, **kwargs: Any) -> None:
         """Exit a context manager for underlying httpx.AsyncClient (see httpx docs)"""
         await self.get_async_httpx_client().__aexit__(*args, **kwargs)
+
+    def prepare(self, request: dict[str, Any]) -> dict[str, Any]:
+        """An operation's ``request_args(...)`` made ready for ``httpx.Client.request(**...)``.
+
+        Absolute URL; this client's ``headers`` under the request's own (so they apply
+        through a client given to ``set_httpx_client`` too); the credential header last,
+        so no other header replaces it.
+        """
+        value = f"{self.prefix} {self.token}" if self.prefix else self.token
+        name = self.auth_header_name.lower()
+        headers = {
+            k: v
+            for k, v in {**self._headers, **request.get("headers", {})}.items()
+            if k.lower() != name
+        }
+        headers[self.auth_header_name] = value
+        return {
+            **request,
+            "url": _absolute(self._base_url, request["url"]),
+            "headers": headers,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self._base_url!r}, "
+            f"auth_header_name={self.auth_header_name!r}, token=<hidden>)"
+        )

@@ -42,14 +42,35 @@ class File:
 T = TypeVar("T")
 
 
+def status_code_of(code: int) -> HTTPStatus | int:
+    """``HTTPStatus(code)`` when Python knows the code, else the plain int (e.g. Cloudflare's 520)."""
+    try:
+        return HTTPStatus(code)
+    except ValueError:
+        return code
+
+
 @define
 class Response(Generic[T]):
-    """A response from an endpoint"""
+    """A response from an endpoint: any status, any body.
 
-    status_code: HTTPStatus
+    ``status_code`` is an ``HTTPStatus`` when the code is a known one, else an ``int``
+    (both compare equal to the number). ``parsed`` is the documented model, or ``None``
+    when the status is undocumented or the body does not match its schema.
+    """
+
+    status_code: HTTPStatus | int
     content: bytes
     headers: MutableMapping[str, str]
     parsed: T | None
 
 
-__all__ = ["UNSET", "File", "FileTypes", "RequestFiles", "Response", "Unset"]
+__all__ = [
+    "UNSET",
+    "File",
+    "FileTypes",
+    "RequestFiles",
+    "Response",
+    "Unset",
+    "status_code_of",
+]

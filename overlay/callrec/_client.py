@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlencode
 
 import httpx
@@ -52,6 +52,10 @@ from ._signed_url import SignedUrl
 from ._transport import async_transport
 from ._validate import Leg, check_base_url, check_leg, check_recording_id, resolve_credential
 from ._vendors import FEATHER, SIRO, Vendor
+
+if TYPE_CHECKING:
+    from feather_api import AuthenticatedClient as FeatherGenerated
+    from siro_api import AuthenticatedClient as SiroGenerated
 
 __all__ = ["AsyncFeatherClient", "AsyncSiroClient", "FeatherClient", "SiroClient"]
 
@@ -239,7 +243,7 @@ class _BaseClient:
         return _bounded(self.timeout, transfer.remaining())
 
     def _build_request(self, recording_id: str, leg: str | None, remaining: float) -> httpx.Request:
-        kwargs = self._vendor.request_kwargs(recording_id, leg)
+        kwargs = self._vendor.request_args(recording_id, leg)
         # The URL is assembled as text and parsed once by httpx: base_url's path
         # prefix (a proxy mount point) + the generated, already percent-encoded path.
         url = self._url_prefix + kwargs["url"]
@@ -286,34 +290,31 @@ class _BaseClient:
         log.debug("%s: retrying in %.2f s after %s", self._vendor.name, delay, type(error).__name__)
         return delay
 
-    def _generated_kwargs(self) -> dict[str, Any]:
-        return {
-            "base_url": str(self.base_url),
-            "token": self._credential,
-            "prefix": "",
-            "auth_header_name": self._vendor.auth_header,
-            "timeout": self.timeout,
-            "headers": dict(self._default_headers),
-            "follow_redirects": False,
-            "raise_on_unexpected_status": False,
-        }
-
-    @property
-    def generated(self) -> Any:
-        """The generated client (``feather_api``/``siro_api`` AuthenticatedClient), auth injected.
-
-        An escape hatch for operations callrec does not wrap. It has its own
-        connection pool, the same base URL, timeout and headers, never follows
-        redirects, and is closed with this client. It does not retry.
-        """
+    def _generated_client(self) -> Any:
+        """The generated AuthenticatedClient on this client's own connection pool (built once)."""
         with self._lock:
             if self._generated is None:
-                # Imported on first use: the generated packages are most of `import callrec`'s cost.
-                from feather_api import AuthenticatedClient as FeatherGenerated
-                from siro_api import AuthenticatedClient as SiroGenerated
+                from importlib import import_module
 
-                cls = FeatherGenerated if self._vendor is FEATHER else SiroGenerated
-                self._generated = cls(**self._generated_kwargs())
+                cls = import_module(self._vendor.package).AuthenticatedClient
+                headers = {k: v for k, v in self._headers.items() if k.lower() != self._vendor.auth_header.lower()}
+                generated = cls(
+                    base_url=str(self.base_url),
+                    token=self._credential,
+                    auth_header_name=self._vendor.auth_header,
+                    prefix="",
+                    headers=headers,
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                )
+                # The same httpx client callrec sends with: the user's http_client (proxies,
+                # CA bundle, mTLS, transport) when one was given. prepare() adds the base URL,
+                # callrec's headers and the credential to each generated operation's request.
+                if isinstance(self._http, httpx.Client):
+                    generated.set_httpx_client(self._http)
+                else:
+                    generated.set_async_httpx_client(self._http)
+                self._generated = generated
             return self._generated
 
 
@@ -493,10 +494,8 @@ class _SyncClient(_BaseClient):
         return Link(lambda: self._recording_url(recording_id, leg), margin=margin)
 
     def close(self) -> None:
-        """Close the connection pool (if this client created it) and the generated client."""
-        if self._generated is not None:
-            self._generated.__exit__(None, None, None)
-            self._generated = None
+        """Close the connection pool (if this client created it); ``generated`` shares it."""
+        self._generated = None
         if self._owns_http:
             self._http.close()
             storage = self._storage_box.pop("client", None)
@@ -688,10 +687,8 @@ class _AsyncClient(_BaseClient):
         return AsyncLink(lambda: self._recording_url(recording_id, leg), margin=margin)
 
     async def aclose(self) -> None:
-        """Close the connection pool (if this client created it) and the generated client."""
-        if self._generated is not None:
-            await self._generated.__aexit__(None, None, None)
-            self._generated = None
+        """Close the connection pool (if this client created it); ``generated`` shares it."""
+        self._generated = None
         if self._owns_http:
             await self._http.aclose()
             storage = self._storage_box.pop("client", None)
@@ -736,6 +733,18 @@ class FeatherClient(_SyncClient):
             default_headers=default_headers,
             http_client=http_client,
         )
+
+    @property
+    def generated(self) -> FeatherGenerated:
+        """The generated ``feather_api`` client, for operations callrec does not wrap.
+
+        Configured like this client: base URL, credential (in the spec's header),
+        headers, timeout, no redirects, and this client's connection pool (your
+        ``http_client`` when you gave one). It does not retry. Closed with this client.
+
+        Usage: ``get_recording_url.sync_detailed(call_id, client=feather.generated)``
+        """
+        return self._generated_client()  # type: ignore[no-any-return]
 
     def recording_url(self, recording_id: str, *, leg: Leg = "main") -> SignedUrl:
         """Mint a fresh signed URL for a call's recording (``leg``: "main" or "supervisor")."""
@@ -813,6 +822,18 @@ class SiroClient(_SyncClient):
             http_client=http_client,
         )
 
+    @property
+    def generated(self) -> SiroGenerated:
+        """The generated ``siro_api`` client, for operations callrec does not wrap.
+
+        Configured like this client: base URL, credential (in the spec's header),
+        headers, timeout, no redirects, and this client's connection pool (your
+        ``http_client`` when you gave one). It does not retry. Closed with this client.
+
+        Usage: ``create_signed_url.sync_detailed(recording_id, client=siro.generated)``
+        """
+        return self._generated_client()  # type: ignore[no-any-return]
+
     def recording_url(self, recording_id: str) -> SignedUrl:
         """Mint a fresh signed URL for a recording's redacted audio."""
         return self._recording_url(recording_id, None)
@@ -887,6 +908,18 @@ class AsyncFeatherClient(_AsyncClient):
             http_client=http_client,
         )
 
+    @property
+    def generated(self) -> FeatherGenerated:
+        """The generated ``feather_api`` client, for operations callrec does not wrap.
+
+        Configured like this client: base URL, credential (in the spec's header),
+        headers, timeout, no redirects, and this client's connection pool (your
+        ``http_client`` when you gave one). It does not retry. Closed with this client.
+
+        Usage: ``await get_recording_url.asyncio_detailed(call_id, client=feather.generated)``
+        """
+        return self._generated_client()  # type: ignore[no-any-return]
+
     async def recording_url(self, recording_id: str, *, leg: Leg = "main") -> SignedUrl:
         """Mint a fresh signed URL for a call's recording (``leg``: "main" or "supervisor")."""
         return await self._recording_url(recording_id, check_leg(leg))
@@ -960,6 +993,18 @@ class AsyncSiroClient(_AsyncClient):
             default_headers=default_headers,
             http_client=http_client,
         )
+
+    @property
+    def generated(self) -> SiroGenerated:
+        """The generated ``siro_api`` client, for operations callrec does not wrap.
+
+        Configured like this client: base URL, credential (in the spec's header),
+        headers, timeout, no redirects, and this client's connection pool (your
+        ``http_client`` when you gave one). It does not retry. Closed with this client.
+
+        Usage: ``await create_signed_url.asyncio_detailed(recording_id, client=siro.generated)``
+        """
+        return self._generated_client()  # type: ignore[no-any-return]
 
     async def recording_url(self, recording_id: str) -> SignedUrl:
         """Mint a fresh signed URL for a recording's redacted audio."""

@@ -1,14 +1,17 @@
 """Each vendor's specifics: where it lives, how to ask it, and how to read its answers.
 
 The request itself (path template, percent-encoding of the id, query) comes
-from the generated clients; the generated models read the success bodies, and
-every way they can fail on an off-spec body is turned into a CallrecError here.
+from the generated clients' public ``request_args()``; their
+``parse_response()`` reads the success bodies into the generated models, and
+every way an off-spec body can disappoint is turned into a CallrecError here.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -81,13 +84,11 @@ def _unexpected(what: str, response: httpx.Response) -> UnexpectedResponseError:
     return UnexpectedResponseError(f"the API answered {response.status_code} but {what}", response=response)
 
 
-def _parse_feather(response: httpx.Response, body: Any, recording_id: str, leg: str | None, offset: float) -> SignedUrl:
-    from feather_api.models import RecordingUrl  # the generated packages load on first use (import cost)
-
-    try:
-        parsed = RecordingUrl.from_dict(body)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise _unexpected("the body is not the documented {url, expiresAt} object", response) from None
+def _parse_feather(
+    response: httpx.Response, parsed: Any, recording_id: str, leg: str | None, offset: float
+) -> SignedUrl:
+    if parsed is None:
+        raise _unexpected("the body is not the documented {url, expiresAt} object", response)
     if not isinstance(parsed.url, str) or not parsed.url:
         raise _unexpected("'url' is not a non-empty string", response)
     return SignedUrl(
@@ -100,16 +101,13 @@ def _parse_feather(response: httpx.Response, body: Any, recording_id: str, leg: 
     )
 
 
-def _parse_siro(response: httpx.Response, body: Any, recording_id: str, leg: str | None, offset: float) -> SignedUrl:
-    from siro_api.models import SignedUrlResponse
+def _parse_siro(response: httpx.Response, parsed: Any, recording_id: str, leg: str | None, offset: float) -> SignedUrl:
     from siro_api.types import Unset
 
-    try:
-        parsed = SignedUrlResponse.from_dict(body)
-        data = parsed.data
-        failed = data.error
-    except (KeyError, TypeError, ValueError, AttributeError):
-        raise _unexpected("the body is not the documented {data: {error, url, expiration}} object", response) from None
+    if parsed is None:
+        raise _unexpected("the body is not the documented {data: {error, url, expiration}} object", response)
+    data = parsed.data
+    failed = data.error
     request_id = response.headers.get("x-request-id")
     if failed is not False:
         message = data.error_message if isinstance(data.error_message, str) and data.error_message else None
@@ -138,20 +136,43 @@ def _parse_siro(response: httpx.Response, body: Any, recording_id: str, leg: str
 
 @attrs.frozen
 class Vendor:
-    """Everything that differs between Feather and Siro."""
+    """Everything that differs between Feather and Siro.
+
+    The request (path template, percent-encoding of the id as one segment, query)
+    and the reading of a body into the documented model come from the generated
+    package's public seam, ``request_args()`` and ``parse_response()``; the
+    default base URL and the auth header come from its ``client`` module, which
+    takes them from the spec. The generated packages are imported on first use:
+    they are most of ``import callrec``'s cost.
+    """
 
     name: Provider
     credential_keyword: str
     credential_env: str
     base_url_env: str
-    default_base_url: str
-    auth_header: str
-    _kwargs: Callable[[str, str | None], dict[str, Any]]
+    package: str
+    operation: str
+    _args: Callable[[ModuleType, str, str | None], dict[str, Any]]
     _parse: Callable[[httpx.Response, Any, str, str | None, float], SignedUrl]
 
-    def request_kwargs(self, recording_id: str, leg: str | None) -> dict[str, Any]:
+    @property
+    def client_module(self) -> ModuleType:
+        """``feather_api.client`` / ``siro_api.client`` (cheap: httpx and attrs only)."""
+        return importlib.import_module(f"{self.package}.client")
+
+    @property
+    def default_base_url(self) -> str:
+        url: str = self.client_module.DEFAULT_BASE_URL
+        return url
+
+    @property
+    def auth_header(self) -> str:
+        name: str = self.client_module.DEFAULT_AUTH_HEADER_NAME
+        return name
+
+    def request_args(self, recording_id: str, leg: str | None) -> dict[str, Any]:
         """method, url (path, id percent-encoded as one segment) and params for the request."""
-        return self._kwargs(recording_id, leg)
+        return self._args(importlib.import_module(self.operation), recording_id, leg)
 
     def parse(self, response: httpx.Response, recording_id: str, leg: str | None, offset: float) -> SignedUrl:
         """A SignedUrl from a complete response, or raise the matching CallrecError."""
@@ -159,30 +180,22 @@ class Vendor:
             raise error_from_response(response)
         if response.status_code != 200:
             raise _unexpected("the spec only documents 200", response)
-        body = decode_json(response.content)
-        if body is _NO_JSON:
+        parsed = importlib.import_module(self.operation).parse_response(response).parsed
+        if parsed is None and decode_json(response.content) is _NO_JSON:
             raise _unexpected("the body is not JSON", response)
-        return self._parse(response, body, recording_id, leg, offset)
+        return self._parse(response, parsed, recording_id, leg, offset)
 
 
-# The generated request builders are the single place ids are encoded
-# (urllib.parse.quote(id, safe="")), so they are reused rather than re-implemented.
-# Only the builders: the generated sync_detailed()/asyncio_detailed() call
-# HTTPStatus(status) (a ValueError on e.g. Cloudflare's 520) and .json() (a
-# JSONDecodeError on an HTML 502) before we could map either to a CallrecError,
-# and they cannot stream, so sending and parsing stay here. This can go if
-# openapi-python-client exposes raw responses without parsing.
-def _feather_kwargs(recording_id: str, leg: str | None) -> dict[str, Any]:
-    from feather_api.api.calls import get_recording_url as feather_op
+def _feather_args(operation: ModuleType, recording_id: str, leg: str | None) -> dict[str, Any]:
     from feather_api.models import RecordingLeg
 
-    return feather_op._get_kwargs(recording_id, type_=RecordingLeg(leg or "main"))
+    args: dict[str, Any] = operation.request_args(recording_id, type_=RecordingLeg(leg or "main"))
+    return args
 
 
-def _siro_kwargs(recording_id: str, _leg: str | None) -> dict[str, Any]:
-    from siro_api.api.default import create_signed_url as siro_op
-
-    return siro_op._get_kwargs(recording_id)
+def _siro_args(operation: ModuleType, recording_id: str, _leg: str | None) -> dict[str, Any]:
+    args: dict[str, Any] = operation.request_args(recording_id)
+    return args
 
 
 FEATHER = Vendor(
@@ -190,9 +203,9 @@ FEATHER = Vendor(
     credential_keyword="api_key",
     credential_env="FEATHER_API_KEY",
     base_url_env="FEATHER_BASE_URL",
-    default_base_url="https://prod.featherhq.com",
-    auth_header="X-API-Key",
-    kwargs=_feather_kwargs,
+    package="feather_api",
+    operation="feather_api.api.calls.get_recording_url",
+    args=_feather_args,
     parse=_parse_feather,
 )
 SIRO = Vendor(
@@ -200,8 +213,8 @@ SIRO = Vendor(
     credential_keyword="token",
     credential_env="SIRO_AUTH_TOKEN",
     base_url_env="SIRO_BASE_URL",
-    default_base_url="https://api.siro.ai/",
-    auth_header="x-siro-auth-token",
-    kwargs=_siro_kwargs,
+    package="siro_api",
+    operation="siro_api.api.default.create_signed_url",
+    args=_siro_args,
     parse=_parse_siro,
 )

@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import callrec
+import feather_api
 import httpx
 import pytest
+from feather_api.api.calls import get_recording_url
 
 from .conftest import Script, make_async_client, make_client, ok
 
@@ -206,13 +208,21 @@ def test_wrong_http_client_type_is_refused(factory: Callable[[], Any]) -> None:
 
 
 def test_generated_escape_hatch_is_configured() -> None:
-    with callrec.FeatherClient("k1", base_url="https://api.example", timeout=7) as client:
+    with callrec.FeatherClient("k1", base_url="https://api.example/mount", timeout=7) as client:
         gen = client.generated
         assert gen is client.generated
+        assert isinstance(gen, feather_api.AuthenticatedClient)
+        assert gen.base_url == "https://api.example/mount"
+        assert (gen.auth_header_name, gen.prefix) == ("X-API-Key", "")
+        prepared = gen.prepare(get_recording_url.request_args("c1"))
+        assert prepared["url"] == "https://api.example/mount/api/v1/agent-calls/c1/recording-url"
+        headers = httpx.Headers(prepared["headers"])
+        assert headers["X-API-Key"] == "k1"
+        assert headers["User-Agent"].startswith("callrec/")
+        # callrec's own pool: same timeout, never follows redirects
         httpx_client = gen.get_httpx_client()
-        assert httpx_client.headers["X-API-Key"] == "k1"
-        assert str(httpx_client.base_url) == "https://api.example"
         assert httpx_client.timeout.read == 7 and httpx_client.follow_redirects is False
+        assert "k1" not in repr(gen)
     assert httpx_client.is_closed
 
 

@@ -2,17 +2,13 @@
 """Contains all the data models used in inputs/outputs"""
 
 from .bad_request_body import BadRequestBody
-from .bad_request_body_code import BadRequestBodyCode
 from .internal_error_body import InternalErrorBody
-from .internal_error_body_code import InternalErrorBodyCode
 from .recording_leg import RecordingLeg
 from .recording_url import RecordingUrl
 
 __all__ = (
     "BadRequestBody",
-    "BadRequestBodyCode",
     "InternalErrorBody",
-    "InternalErrorBodyCode",
     "RecordingLeg",
     "RecordingUrl",
 )

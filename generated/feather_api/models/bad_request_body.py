@@ -7,7 +7,6 @@ from typing import Any, Self, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..models.bad_request_body_code import BadRequestBodyCode
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="BadRequestBody")
@@ -19,13 +18,13 @@ class BadRequestBody:
     Attributes:
         status (int | Unset):  Default: 400.
         message (str | Unset):  Default: 'Bad request'.
-        code (BadRequestBodyCode | Unset):  Default: BadRequestBodyCode.BAD_REQUEST.
+        code (str | Unset): Known values: BAD_REQUEST. Other codes are kept as text. Default: 'BAD_REQUEST'.
         success (bool | Unset):  Default: False.
     """
 
     status: int | Unset = 400
     message: str | Unset = "Bad request"
-    code: BadRequestBodyCode | Unset = BadRequestBodyCode.BAD_REQUEST
+    code: str | Unset = "BAD_REQUEST"
     success: bool | Unset = False
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -34,9 +33,7 @@ class BadRequestBody:
 
         message = self.message
 
-        code: str | Unset = UNSET
-        if not isinstance(self.code, Unset):
-            code = self.code.value
+        code = self.code
 
         success = self.success
 
@@ -61,12 +58,7 @@ class BadRequestBody:
 
         message = d.pop("message", UNSET)
 
-        _code = d.pop("code", UNSET)
-        code: BadRequestBodyCode | Unset
-        if isinstance(_code, Unset):
-            code = UNSET
-        else:
-            code = BadRequestBodyCode(_code)
+        code = d.pop("code", UNSET)
 
         success = d.pop("success", UNSET)
 

@@ -7,7 +7,6 @@ from typing import Any, Self, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..models.internal_error_body_code import InternalErrorBodyCode
 from ..types import UNSET, Unset
 
 T = TypeVar("T", bound="InternalErrorBody")
@@ -19,13 +18,14 @@ class InternalErrorBody:
     Attributes:
         status (int | Unset):  Default: 500.
         message (str | Unset):  Default: 'Internal server error'.
-        code (InternalErrorBodyCode | Unset):  Default: InternalErrorBodyCode.INTERNAL_SERVER_ERROR.
+        code (str | Unset): Known values: INTERNAL_SERVER_ERROR. Other codes are kept as text. Default:
+            'INTERNAL_SERVER_ERROR'.
         success (bool | Unset):  Default: False.
     """
 
     status: int | Unset = 500
     message: str | Unset = "Internal server error"
-    code: InternalErrorBodyCode | Unset = InternalErrorBodyCode.INTERNAL_SERVER_ERROR
+    code: str | Unset = "INTERNAL_SERVER_ERROR"
     success: bool | Unset = False
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -34,9 +34,7 @@ class InternalErrorBody:
 
         message = self.message
 
-        code: str | Unset = UNSET
-        if not isinstance(self.code, Unset):
-            code = self.code.value
+        code = self.code
 
         success = self.success
 
@@ -61,12 +59,7 @@ class InternalErrorBody:
 
         message = d.pop("message", UNSET)
 
-        _code = d.pop("code", UNSET)
-        code: InternalErrorBodyCode | Unset
-        if isinstance(_code, Unset):
-            code = UNSET
-        else:
-            code = InternalErrorBodyCode(_code)
+        code = d.pop("code", UNSET)
 
         success = d.pop("success", UNSET)
 

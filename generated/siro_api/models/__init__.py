@@ -5,7 +5,6 @@ from .error_body import ErrorBody
 from .signed_url_data import SignedUrlData
 from .signed_url_response import SignedUrlResponse
 from .validation_error_body import ValidationErrorBody
-from .validation_error_body_name import ValidationErrorBodyName
 from .validation_issue import ValidationIssue
 
 __all__ = (
@@ -13,6 +12,5 @@ __all__ = (
     "SignedUrlData",
     "SignedUrlResponse",
     "ValidationErrorBody",
-    "ValidationErrorBodyName",
     "ValidationIssue",
 )

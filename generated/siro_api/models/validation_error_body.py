@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..models.validation_error_body_name import ValidationErrorBodyName
-
 if TYPE_CHECKING:
     from ..models.validation_issue import ValidationIssue
 
@@ -21,11 +19,11 @@ class ValidationErrorBody:
     """
     Attributes:
         issues (list[ValidationIssue]):
-        name (ValidationErrorBodyName):
+        name (str): Known values: ZodError. Other names are kept as text.
     """
 
     issues: list[ValidationIssue]
-    name: ValidationErrorBodyName
+    name: str
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -34,7 +32,7 @@ class ValidationErrorBody:
             issues_item = issues_item_data.to_dict()
             issues.append(issues_item)
 
-        name = self.name.value
+        name = self.name
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -59,7 +57,7 @@ class ValidationErrorBody:
 
             issues.append(issues_item)
 
-        name = ValidationErrorBodyName(d.pop("name"))
+        name = d.pop("name")
 
         validation_error_body = cls(
             issues=issues,
