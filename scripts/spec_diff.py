@@ -25,15 +25,24 @@ BREAKING
   - the first tag changed (the generated module is named after it)
   - after the overlay: an operationId or a component schema name changed or
     gone (generated names change); an overlay action whose target matched
-    before but matches nothing now; an overlay that no longer applies or gives
-    an invalid spec; a breaking difference between the overlaid spec and the
-    vendor's that was not there before (an overlay's named copy of a schema
-    hiding the vendor's change)
+    before but matches nothing now; an overlay that no longer applies (a
+    1.1 ``copy`` source gone, say) or gives an invalid spec
+  - a vendor change the overlaid spec does not follow (an overlay's named copy
+    of a schema hiding it) is reported a second time, "the overlaid spec
+    disagrees with the vendor's (fix the overlay): ...", with the vendor
+    line's verdict: hidden means the vendor's report has the line and the
+    report between the two overlaid specs does not. So a change both show
+    alike (a new error status, whatever an overlay action does to its body)
+    is not reported twice, and nothing the vendor left alone is reported.
 NON-BREAKING
   - new operations, paths, optional parameters, optional request properties,
     response properties, success or error statuses; error statuses removed;
     enums widened in requests; server URLs added or removed; summaries,
     descriptions, examples, defaults, constraints, info and deprecation changes
+  - the first server's URL (``{variables}`` at their defaults) changed, added
+    or removed, reported as ``default base URL changes for users: OLD → NEW``:
+    it is the default base URL of the generated clients, so users who pass no
+    ``base_url`` are sent to the new one
 
 Lists whose order carries no meaning (``required``, ``enum``, ``tags``,
 ``parameters``, ``security``) are compared as sets. If none of the rules above
@@ -47,6 +56,7 @@ import argparse
 import copy
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +177,15 @@ def _words(text: str, count: int = 6) -> str:
     return " ".join(words[:count]) + (" ..." if len(words) > count else "")
 
 
+def _server_url(server: dict[str, Any]) -> str:
+    """A Server Object's URL with each ``{variable}`` replaced by its default, as clients use it."""
+    url = str(server.get("url"))
+    for name, variable in (server.get("variables") or {}).items():
+        if isinstance(variable, dict) and "default" in variable:
+            url = url.replace(f"{{{name}}}", str(variable["default"]))
+    return url
+
+
 def _is_success(status: str) -> bool:
     return status.startswith("2")
 
@@ -226,13 +245,21 @@ class _Differ:
             self.add(False, "description changed", "info", cosmetic=True)
 
     def _servers(self, old: list[Any], new: list[Any]) -> None:
-        old_urls = [s.get("url") for s in old if isinstance(s, dict)]
-        new_urls = [s.get("url") for s in new if isinstance(s, dict)]
+        old_urls = [_server_url(s) for s in old if isinstance(s, dict)]
+        new_urls = [_server_url(s) for s in new if isinstance(s, dict)]
+        old_default = old_urls[0] if old_urls else None
+        new_default = new_urls[0] if new_urls else None
+        if old_default != new_default:
+            # The first server is the generated clients' default base URL: said once, plainly.
+            none = "none (the spec lists no servers)"
+            self.add(
+                False, f"default base URL changes for users: {old_default or none} → {new_default or none}", "servers"
+            )
         for url in old_urls:
-            if url not in new_urls:
+            if url not in new_urls and url != old_default:
                 self.add(False, f"server URL {url} removed", "servers")
         for url in new_urls:
-            if url not in old_urls:
+            if url not in old_urls and url != new_default:
                 self.add(False, f"server URL {url} added", "servers")
 
     def _used_schemes(self) -> set[str]:
@@ -703,20 +730,26 @@ def name_changes(old: Any, new: Any) -> list[Change]:
     return changes
 
 
-def stale_overlay(old: Any, new: Any, old_overlaid: Any, new_overlaid: Any) -> list[Change]:
-    """Where the client's spec (overlaid) now disagrees with what the vendor documents.
+def hidden_by_overlay(old: Any, new: Any, old_overlaid: Any, new_overlaid: Any) -> list[Change]:
+    """The vendor's changes that the overlaid spec, and so the generated client, does not follow.
 
     Overlays replace inline schemas with named copies, so a vendor change the copy
-    does not follow would reach the generated client silently. Compared as "client
-    built for the overlaid spec, server behaving as the vendor spec says"; what
-    already disagreed before (and documentation) is left out.
+    does not follow would reach the generated client silently. A change is hidden
+    when the vendor's report (old → new) has it and the overlaid specs' report
+    (old overlaid → new overlaid) does not; it keeps the vendor line's verdict.
+    Anything the vendor added or changed that the overlaid specs change alike
+    (a new error status, say) is not reported twice, and nothing is reported for
+    parts of the spec the vendor did not change.
     """
-    before = {str(c) for c in _Differ(old_overlaid, old).run()}
-    return [
-        Change(c.breaking, c.location, f"the overlaid spec disagrees with the vendor's (fix the overlay): {c.message}")
-        for c in _Differ(new_overlaid, new).run()
-        if not c.cosmetic and str(c) not in before
-    ]
+    overlaid = Counter(str(c) for c in _Differ(old_overlaid, new_overlaid).run())
+    hidden: list[Change] = []
+    for change in _Differ(old, new).run():
+        if overlaid[str(change)] > 0:
+            overlaid[str(change)] -= 1
+        elif not change.cosmetic:
+            message = f"the overlaid spec disagrees with the vendor's (fix the overlay): {change.message}"
+            hidden.append(Change(change.breaking, change.location, message))
+    return hidden
 
 
 def compare(old: Any, new: Any, overlay: Any = None) -> list[Change]:
@@ -729,7 +762,7 @@ def compare(old: Any, new: Any, overlay: Any = None) -> list[Change]:
     if old_named is not None and new_named is not None:
         changes.extend(name_changes(old_named, new_named))
         if overlay is not None:
-            changes.extend(stale_overlay(old, new, old_named, new_named))
+            changes.extend(hidden_by_overlay(old, new, old_named, new_named))
     if not changes:
         old_flat, new_flat = normalize(_inline(_Doc(old), old)), normalize(_inline(_Doc(new), new))
         changes = [Change(False, "", line) for line in _leaf_diffs(old_flat, new_flat, "$")]
@@ -746,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path, help="the vendored OpenAPI document")
     parser.add_argument("new", type=Path, help="the candidate OpenAPI document")
-    parser.add_argument("--overlay", type=Path, help="Overlay 1.0 document that must keep applying")
+    parser.add_argument("--overlay", type=Path, help="Overlay 1.0/1.1 document that must keep applying")
     args = parser.parse_args(argv)
     try:
         old, new = apply_overlay.load_yaml(args.old), apply_overlay.load_yaml(args.new)

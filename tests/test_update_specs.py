@@ -128,7 +128,7 @@ def _parent(doc: Any, keys: tuple[Any, ...]) -> Any:
 
 def set_(*keys: Any, to: Any) -> Mutation:
     def mutate(doc: dict[str, Any]) -> None:
-        _parent(doc, keys)[keys[-1]] = to
+        _parent(doc, keys)[keys[-1]] = copy.deepcopy(to)  # never shared between the old and new spec
 
     return mutate
 
@@ -166,6 +166,7 @@ class Case:
     expected: tuple[str, ...]
     overlay: dict[str, Any] | None = field(default=None)
     both: tuple[Mutation, ...] = ()  # applied to the old and the new spec first
+    exit: int = -1  # spec_diff.py's exit status: 1 if anything is breaking, else 0
 
 
 NAME_404 = overlay(
@@ -181,147 +182,200 @@ NAME_201 = overlay(
      "update": {"Created": {"type": "object", "properties": {"id": {"type": "string"}}}}},
 )  # fmt: skip
 V2 = overlay({"target": "$.paths['/v2/calls']", "description": "Tag the v2 path.", "update": {"tagged": True}})
+# As Siro's overlay does: strip every inline JSON body schema, then point the known statuses at named ones.
+NAMED_BODIES = overlay(
+    {"target": "$.paths['/calls/{id}'].get.responses.*.content['application/json'].schema", "remove": True},
+    {"target": "$.paths['/calls/{id}'].get.responses['200'].content['application/json']",
+     "update": {"schema": {"$ref": "#/components/schemas/Call"}}},
+)  # fmt: skip
+ERROR_BODY = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+RATE_LIMITED = {"description": "Too many requests", "content": {"application/json": {"schema": ERROR_BODY}}}
+COPY_404 = {
+    "overlay": "1.1.0",
+    "info": {"title": "t", "version": "1", "description": "An Overlay 1.1 document."},
+    "actions": [{"target": "$.paths['/calls/{id}'].delete.responses['204']",
+                 "copy": "$.paths['/calls/{id}'].get.responses['404']",
+                 "description": "Deleting documents the same 404."}],
+}  # fmt: skip
+TEMPLATED_SERVER = {"url": "https://{region}.example.com/v1", "variables": {"region": {"default": "us"}}}
 
 # fmt: off
 CASES = [
     # -- operations and paths
     Case("operation-removed-is-breaking", (delete("paths", "/calls/{id}", "delete"),),
-         ("BREAKING: DELETE /calls/{id}: operation removed",)),
+         ("BREAKING: DELETE /calls/{id}: operation removed",), exit=1),
     Case("path-renamed-is-removed-plus-added", (rename("paths", "/calls", to="/v2/calls"),),
-         ("BREAKING: /calls: path removed (POST)", "NON-BREAKING: /v2/calls: path added (POST)")),
+         ("BREAKING: /calls: path removed (POST)", "NON-BREAKING: /v2/calls: path added (POST)"), exit=1),
     Case("new-operation-is-non-breaking",
          (set_("paths", "/calls/{id}", "put", to={"responses": {"200": {"description": "OK"}}}),),
-         ("NON-BREAKING: PUT /calls/{id}: operation added",)),
+         ("NON-BREAKING: PUT /calls/{id}: operation added",), exit=0),
     Case("first-tag-changed-is-breaking-generated-module-moves", (set_(*GET, "tags", to=["Recordings"]),),
          ("BREAKING: GET /calls/{id}: first tag changed ['Calls'] → ['Recordings'] "
-          "(the generated module is named after it)",)),
+          "(the generated module is named after it)",), exit=1),
     Case("operation-id-changed-is-breaking-generated-function-renamed", (set_(*GET, "operationId", to="fetchCall"),),
-         ("BREAKING: GET /calls/{id}: operationId changed 'getCall' → 'fetchCall' (the generated function is renamed)",)),
+         ("BREAKING: GET /calls/{id}: operationId changed 'getCall' → 'fetchCall' (the generated function is renamed)",), exit=1),
     Case("summary-and-description-changes-are-non-breaking",
          (set_(*GET, "summary", to="Fetch a call"), set_(*CALL, "note", "description", to="Anything")),
          ("NON-BREAKING: GET /calls/{id}: summary changed",
-          "NON-BREAKING: GET /calls/{id}: response 200 property 'note' description changed")),
+          "NON-BREAKING: GET /calls/{id}: response 200 property 'note' description changed"), exit=0),
     Case("example-change-is-non-breaking", (set_(*CALL, "id", "example", to="c_1"),),
-         ("NON-BREAKING: GET /calls/{id}: response 200 property 'id' example changed",)),
+         ("NON-BREAKING: GET /calls/{id}: response 200 property 'id' example changed",), exit=0),
     # -- parameters
     Case("required-parameter-added-is-breaking",
          (append(*GET, "parameters", item={"name": "X-Trace", "in": "header", "required": True,
                                            "schema": {"type": "string"}}),),
-         ("BREAKING: GET /calls/{id}: header parameter 'X-Trace' added as required",)),
+         ("BREAKING: GET /calls/{id}: header parameter 'X-Trace' added as required",), exit=1),
     Case("optional-parameter-added-is-non-breaking",
          (append(*GET, "parameters", item={"name": "fields", "in": "query", "schema": {"type": "string"}}),),
-         ("NON-BREAKING: GET /calls/{id}: query parameter 'fields' added (optional)",)),
+         ("NON-BREAKING: GET /calls/{id}: query parameter 'fields' added (optional)",), exit=0),
     Case("parameter-made-required-is-breaking", (set_(*GET, "parameters", 1, "required", to=True),),
-         ("BREAKING: GET /calls/{id}: query parameter 'leg' made required",)),
+         ("BREAKING: GET /calls/{id}: query parameter 'leg' made required",), exit=1),
     Case("parameter-removed-is-breaking", (delete(*GET, "parameters", 1),),
-         ("BREAKING: GET /calls/{id}: query parameter 'leg' removed (the generated function loses the argument)",)),
+         ("BREAKING: GET /calls/{id}: query parameter 'leg' removed (the generated function loses the argument)",), exit=1),
     Case("parameter-type-changed-is-breaking", (set_(*GET, "parameters", 0, "schema", "type", to="integer"),),
-         ("BREAKING: GET /calls/{id}: path parameter 'id' type changed string → integer",)),
+         ("BREAKING: GET /calls/{id}: path parameter 'id' type changed string → integer",), exit=1),
     Case("parameter-enum-narrowed-is-breaking", (set_(*GET, "parameters", 1, "schema", "enum", to=["main"]),),
-         ("BREAKING: GET /calls/{id}: query parameter 'leg' enum narrowed: value 'supervisor' removed",)),
+         ("BREAKING: GET /calls/{id}: query parameter 'leg' enum narrowed: value 'supervisor' removed",), exit=1),
     Case("parameter-enum-widened-is-non-breaking",
          (append(*GET, "parameters", 1, "schema", "enum", item="both"),),
-         ("NON-BREAKING: GET /calls/{id}: query parameter 'leg' enum widened: value 'both' added",)),
+         ("NON-BREAKING: GET /calls/{id}: query parameter 'leg' enum widened: value 'both' added",), exit=0),
     # -- request bodies
     Case("request-body-made-required-is-breaking", (set_(*POST, "requestBody", "required", to=True),),
-         ("BREAKING: POST /calls: request body made required",)),
+         ("BREAKING: POST /calls: request body made required",), exit=1),
     Case("request-body-added-as-required-is-breaking",
          (set_("paths", "/calls/{id}", "delete", "requestBody",
                to={"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}),),
-         ("BREAKING: DELETE /calls/{id}: request body added as required",)),
+         ("BREAKING: DELETE /calls/{id}: request body added as required",), exit=1),
     Case("optional-request-body-added-is-non-breaking",
          (set_("paths", "/calls/{id}", "delete", "requestBody",
                to={"content": {"application/json": {"schema": {"type": "object"}}}}),),
-         ("NON-BREAKING: DELETE /calls/{id}: request body added (optional)",)),
+         ("NON-BREAKING: DELETE /calls/{id}: request body added (optional)",), exit=0),
     Case("request-property-added-as-required-is-breaking",
          (set_(*BODY, "properties", "from", to={"type": "string"}), append(*BODY, "required", item="from")),
-         ("BREAKING: POST /calls: request body property 'from' added as required",)),
+         ("BREAKING: POST /calls: request body property 'from' added as required",), exit=1),
     Case("request-property-enum-narrowed-is-breaking",
          (set_(*BODY, "properties", "channel", "enum", to=["voice"]),),
-         ("BREAKING: POST /calls: request body property 'channel' enum narrowed: value 'sms' removed",)),
+         ("BREAKING: POST /calls: request body property 'channel' enum narrowed: value 'sms' removed",), exit=1),
     # -- responses (through $ref, nested objects, arrays, anyOf)
     Case("nested-response-property-removed-is-breaking", (delete(*CALL, "recording", "properties", "expiresAt"),),
-         ("BREAKING: GET /calls/{id}: response 200 property 'recording.expiresAt' removed",)),
+         ("BREAKING: GET /calls/{id}: response 200 property 'recording.expiresAt' removed",), exit=1),
     Case("response-property-renamed-is-removed-plus-added", (rename(*CALL, "note", to="notes"),),
          ("BREAKING: GET /calls/{id}: response 200 property 'note' removed",
-          "NON-BREAKING: GET /calls/{id}: response 200 property 'notes' added")),
+          "NON-BREAKING: GET /calls/{id}: response 200 property 'notes' added"), exit=1),
     Case("response-property-type-changed-in-array-item-is-breaking",
          (set_(*CALL, "segments", "items", "properties", "start", "type", to="string"),),
-         ("BREAKING: GET /calls/{id}: response 200 property 'segments[].start' type changed number → string",)),
+         ("BREAKING: GET /calls/{id}: response 200 property 'segments[].start' type changed number → string",), exit=1),
     Case("response-property-format-changed-is-breaking",
          (delete(*CALL, "recording", "properties", "expiresAt", "format"),),
          ("BREAKING: GET /calls/{id}: response 200 property 'recording.expiresAt' type changed "
-          "string(date-time) → string",)),
+          "string(date-time) → string",), exit=1),
     Case("response-property-made-optional-is-breaking",
          (set_("components", "schemas", "Call", "required", to=["id", "status"]),),
-         ("BREAKING: GET /calls/{id}: response 200 property 'recording' made optional (was required)",)),
+         ("BREAKING: GET /calls/{id}: response 200 property 'recording' made optional (was required)",), exit=1),
     Case("response-property-made-nullable-is-breaking", (set_(*CALL, "id", "nullable", to=True),),
-         ("BREAKING: GET /calls/{id}: response 200 property 'id' may now be null",)),
+         ("BREAKING: GET /calls/{id}: response 200 property 'id' may now be null",), exit=1),
     Case("response-enum-value-added-is-breaking", (append(*CALL, "status", "enum", item="failed"),),
          ("BREAKING: GET /calls/{id}: response 200 property 'status' enum value 'failed' added "
-          "(generated models reject unknown values)",)),
+          "(generated models reject unknown values)",), exit=1),
     Case("response-enum-value-removed-is-breaking", (set_(*CALL, "status", "enum", to=["done"]),),
-         ("BREAKING: GET /calls/{id}: response 200 property 'status' enum value 'queued' removed",)),
+         ("BREAKING: GET /calls/{id}: response 200 property 'status' enum value 'queued' removed",), exit=1),
     Case("response-anyof-variant-added-is-breaking",
          (append(*CALL, "segments", "items", "properties", "speaker", "anyOf", item={"type": "boolean"}),),
-         ("BREAKING: GET /calls/{id}: response 200 property 'segments[].speaker' anyOf variant boolean added",)),
+         ("BREAKING: GET /calls/{id}: response 200 property 'segments[].speaker' anyOf variant boolean added",), exit=1),
     Case("new-optional-response-property-is-non-breaking", (set_(*CALL, "duration", to={"type": "number"}),),
-         ("NON-BREAKING: GET /calls/{id}: response 200 property 'duration' added",)),
+         ("NON-BREAKING: GET /calls/{id}: response 200 property 'duration' added",), exit=0),
     Case("success-status-removed-is-breaking", (delete(*GET, "responses", "200"),),
-         ("BREAKING: GET /calls/{id}: success response 200 removed",)),
+         ("BREAKING: GET /calls/{id}: success response 200 removed",), exit=1),
     Case("error-status-added-is-non-breaking", (set_(*GET, "responses", "429", to={"description": "Slow down"}),),
-         ("NON-BREAKING: GET /calls/{id}: error response 429 added",)),
+         ("NON-BREAKING: GET /calls/{id}: error response 429 added",), exit=0),
     Case("error-status-removed-is-non-breaking", (delete(*GET, "responses", "404"),),
-         ("NON-BREAKING: GET /calls/{id}: error response 404 removed",)),
+         ("NON-BREAKING: GET /calls/{id}: error response 404 removed",), exit=0),
     Case("ref-inlined-is-no-change",
          (set_(*GET, "responses", "200", "content", "application/json", "schema",
                to=copy.deepcopy(BASE["components"]["schemas"]["Call"])),),
-         ()),
+         (), exit=0),
     Case("unclassified-difference-is-still-reported-non-breaking", (set_(*GET, "x-internal", to=True),),
-         ("NON-BREAKING: $.paths['/calls/{id}'].get['x-internal']: added",)),
+         ("NON-BREAKING: $.paths['/calls/{id}'].get['x-internal']: added",), exit=0),
     # -- security and servers
     Case("security-scheme-header-name-changed-is-breaking", (set_(*SCHEME, "name", to="X-Api-Token"),),
-         ("BREAKING: security scheme 'ApiKey': header name changed 'X-API-Key' → 'X-Api-Token'",)),
+         ("BREAKING: security scheme 'ApiKey': header name changed 'X-API-Key' → 'X-Api-Token'",), exit=1),
     Case("security-scheme-header-name-case-only-is-non-breaking", (set_(*SCHEME, "name", to="x-api-key"),),
          ("NON-BREAKING: security scheme 'ApiKey': header name changed 'X-API-Key' → 'x-api-key' "
-          "(case only; HTTP header names are case-insensitive)",)),
+          "(case only; HTTP header names are case-insensitive)",), exit=0),
     Case("security-scheme-location-changed-is-breaking", (set_(*SCHEME, "in", to="query"),),
-         ("BREAKING: security scheme 'ApiKey': in changed 'header' → 'query'",)),
+         ("BREAKING: security scheme 'ApiKey': in changed 'header' → 'query'",), exit=1),
     Case("operation-security-requirement-changed-is-breaking",
          (set_("components", "securitySchemes", "Bearer", to={"type": "http", "scheme": "bearer"}),
           set_(*GET, "security", to=[{"Bearer": []}])),
          ("BREAKING: GET /calls/{id}: security requirement changed ApiKey → Bearer",
-          "NON-BREAKING: security scheme 'Bearer': added")),
+          "NON-BREAKING: security scheme 'Bearer': added"), exit=1),
     Case("server-url-removed-is-non-breaking-but-reported", (delete("servers", 1),),
-         ("NON-BREAKING: servers: server URL https://eu.api.example.com removed",)),
+         ("NON-BREAKING: servers: server URL https://eu.api.example.com removed",), exit=0),
+    Case("default-server-url-changed-is-said-plainly", (set_("servers", 0, "url", to="https://api2.example.com"),),
+         ("NON-BREAKING: servers: default base URL changes for users: https://api.example.com → "
+          "https://api2.example.com",), exit=0),
+    Case("first-server-removed-the-next-becomes-the-default", (delete("servers", 0),),
+         ("NON-BREAKING: servers: default base URL changes for users: https://api.example.com → "
+          "https://eu.api.example.com",), exit=0),
+    Case("new-first-server-becomes-the-default",
+         (set_("servers", to=[{"url": "https://v2.example.com"}, *copy.deepcopy(BASE["servers"])]),),
+         ("NON-BREAKING: servers: default base URL changes for users: https://api.example.com → "
+          "https://v2.example.com",), exit=0),
+    Case("servers-removed-leave-no-default-base-url", (delete("servers"),),
+         ("NON-BREAKING: servers: default base URL changes for users: https://api.example.com → "
+          "none (the spec lists no servers)",
+          "NON-BREAKING: servers: server URL https://eu.api.example.com removed"), exit=0),
+    Case("server-variable-default-changed-changes-the-default-base-url",
+         (set_("servers", 0, "variables", "region", "default", to="eu"),),
+         ("NON-BREAKING: servers: default base URL changes for users: https://us.example.com/v1 → "
+          "https://eu.example.com/v1",),
+         both=(set_("servers", 0, to=TEMPLATED_SERVER),), exit=0),
+    Case("other-server-described-differently-is-no-base-url-change",
+         (set_("servers", 1, "description", to="Europe"),),
+         ("NON-BREAKING: $.servers: changed",), exit=0),
     # -- the overlay must keep applying
     Case("overlay-target-no-longer-matching-is-breaking", (delete(*GET, "responses", "404"),),
          ("BREAKING: overlay action 0 (Name the 404 body.) target $.paths['/calls/{id}'].get.responses['404'] "
           "no longer matches anything",
           "NON-BREAKING: GET /calls/{id}: error response 404 removed"),
-         overlay=NAME_404),
+         overlay=NAME_404, exit=1),
     Case("vendor-change-the-overlay-copy-hides-is-reported-against-the-overlay",
          (delete(*CREATED, "schema", "properties", "id"),),
          ("BREAKING: POST /calls: response 201 property 'id' removed",
           "BREAKING: POST /calls: the overlaid spec disagrees with the vendor's (fix the overlay): "
           "response 201 property 'id' removed"),
-         overlay=NAME_201),
+         overlay=NAME_201, exit=1),
     Case("vendor-addition-the-overlay-copy-lacks-is-non-breaking",
          (set_(*CREATED, "schema", "properties", "at", to={"type": "string"}),),
          ("NON-BREAKING: POST /calls: response 201 property 'at' added",
           "NON-BREAKING: POST /calls: the overlaid spec disagrees with the vendor's (fix the overlay): "
           "response 201 property 'at' added"),
-         overlay=NAME_201),
+         overlay=NAME_201, exit=0),
     Case("overlay-that-no-longer-applies-is-breaking",
          (set_("info", "x-logo", to="https://example.com/logo.png"),),
          ("BREAKING: overlay no longer applies: action 0: target \"$.info['x-logo']\" selects a str; "
           "update needs an object or array",),
-         overlay=LOGO, both=(set_("info", "x-logo", to={"url": "https://example.com/logo.png"}),)),
+         overlay=LOGO, both=(set_("info", "x-logo", to={"url": "https://example.com/logo.png"}),), exit=1),
+    Case("new-error-status-with-a-json-body-is-non-breaking-whatever-the-overlay-does-to-its-body",
+         (set_(*GET, "responses", "429", to=RATE_LIMITED),),
+         ("NON-BREAKING: GET /calls/{id}: error response 429 added",), overlay=NAMED_BODIES, exit=0),
+    Case("error-body-changed-under-a-stripped-schema-is-reported-once",
+         (set_(*GET, "responses", "404", to={**RATE_LIMITED, "description": "Not found"}),),
+         ("NON-BREAKING: GET /calls/{id}: response 404 media type application/json added",),
+         overlay=NAMED_BODIES, exit=0),
+    Case("overlay-1-1-copy-source-gone-is-breaking", (delete(*GET, "responses", "404"),),
+         ("BREAKING: overlay no longer applies: action 0: copy source \"$.paths['/calls/{id}'].get.responses['404']\" "
+          "selects nothing; it must select exactly one node",
+          "NON-BREAKING: GET /calls/{id}: error response 404 removed"),
+         overlay=COPY_404, exit=1),
+    Case("overlay-1-1-copy-follows-the-vendor-change", (set_(*GET, "responses", "404", "description", to="Gone"),),
+         ("NON-BREAKING: GET /calls/{id}: response 404 description changed",),
+         overlay=COPY_404, exit=0),
     Case("overlay-giving-an-invalid-spec-is-breaking", (rename("paths", "/calls", to="/v2/calls"),),
          ("BREAKING: /calls: path removed (POST)",
           "BREAKING: overlay no longer gives a valid spec: overlaid spec: invalid OpenAPI 3.x: 'tagged' ...",
           "NON-BREAKING: /v2/calls: path added (POST)"),
-         overlay=V2),
+         overlay=V2, exit=1),
 ]
 # fmt: on
 
@@ -331,7 +385,7 @@ def _matches(line: str, expected: str) -> bool:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_change_is_classified(case: Case) -> None:
+def test_change_is_classified(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old, new = copy.deepcopy(BASE), copy.deepcopy(BASE)
     for mutate in case.both:
         mutate(old)
@@ -344,6 +398,16 @@ def test_change_is_classified(case: Case) -> None:
     assert spec_diff.report(spec_diff.compare(old, new, case.overlay)) == (
         "\n".join(lines) + "\n" if lines else "no changes\n"
     )
+    # The same documents through the command line give the row's exit status.
+    assert case.exit in (0, 1), f"{case.id}: give the row its exit status"
+    args = []
+    for name, doc in (("old", old), ("new", new), ("overlay", case.overlay)):
+        if doc is not None:
+            (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+            args += [f"--{name}"] if name == "overlay" else []
+            args.append(str(tmp_path / f"{name}.yaml"))
+    assert spec_diff.main(args) == case.exit
+    assert capsys.readouterr().out == spec_diff.report(spec_diff.compare(old, new, case.overlay))
 
 
 def test_unchanged_base_spec_has_no_changes() -> None:
@@ -459,6 +523,35 @@ def test_moved_path_is_breaking_and_the_overlay_actions_it_strands_are_named(
     # Action 0 names the operation (operationId) in both overlays.
     assert any(line.startswith("BREAKING: overlay action 0 (") and "no longer matches anything" in line for line in out)
     assert out[-1] == f"NON-BREAKING: /v9{path}: path added ({method})"
+
+
+@pytest.mark.parametrize("vendor", ["feather", "siro"])
+def test_new_error_status_with_a_json_body_is_non_breaking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], vendor: str
+) -> None:
+    # Both overlays strip every inline JSON body schema of the operation, the new one's too:
+    # that is no change to report, and no reason to fail the run.
+    doc, path, method = vendored(vendor), SOURCES[vendor]["path"], SOURCES[vendor]["method"]
+    doc["paths"][path][method.lower()]["responses"]["429"] = RATE_LIMITED
+    page = tmp_path / "page.md"
+    page.write_text(page_with(yaml.safe_dump(doc, sort_keys=False)))
+    assert update_specs.main([vendor, "--page", str(page)]) == 0
+    assert capsys.readouterr().out == f"NON-BREAKING: {method} {path}: error response 429 added\n"
+
+
+@pytest.mark.parametrize("vendor", ["feather", "siro"])
+def test_new_default_server_is_reported_as_a_base_url_change(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], vendor: str
+) -> None:
+    doc = vendored(vendor)
+    old_url = doc["servers"][0]["url"]
+    doc["servers"][0]["url"] = "https://api.example.net/v2"
+    page = tmp_path / "page.md"
+    page.write_text(page_with(yaml.safe_dump(doc, sort_keys=False)))
+    assert update_specs.main([vendor, "--page", str(page)]) == 0
+    assert capsys.readouterr().out == (
+        f"NON-BREAKING: servers: default base URL changes for users: {old_url} → https://api.example.net/v2\n"
+    )
 
 
 def test_apply_writes_spec_byte_for_byte_and_page_copy_even_when_breaking(project: Path, tmp_path: Path) -> None:
