@@ -1,14 +1,16 @@
-# callrec developer tasks. Every target that needs tools bootstraps .venv itself
+# callrec developer tasks. Every target that needs tools bootstraps a venv itself
 # from the pinned requirements-dev.txt and installs the project editable.
 PYTHON ?= python3
-VENV := .venv
+# One venv per interpreter: .venv for python3, .venv-3.13 for PYTHON=python3.13 (or a path to it).
+PYNAME := $(notdir $(PYTHON))
+VENV ?= $(if $(filter python3,$(PYNAME)),.venv,.venv-$(patsubst python%,%,$(PYNAME)))
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Put the venv first on PATH so the generator finds the pinned ruff.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv generate check-generated lint test lock clean update-specs vendor demo record bench
+.PHONY: help venv generate check-generated lint test check-wheel lock clean update-specs vendor demo record bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -19,7 +21,7 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-venv: $(STAMP)  ## Create .venv from the pinned dependencies
+venv: $(STAMP)  ## Create the venv (.venv; .venv-3.13 for PYTHON=python3.13) from the pinned dependencies
 
 generate: $(STAMP)  ## Regenerate generated/ from specs/ (overlays applied)
 	$(BIN)/python scripts/generate.py
@@ -35,6 +37,10 @@ lint: $(STAMP)  ## ruff and mypy --strict over overlay/ and scripts/
 test: $(STAMP)  ## Run the test suite
 	$(BIN)/python -m pytest
 
+check-wheel: $(STAMP)  ## Build sdist and wheel; install the wheel (with and without aiohttp) in fresh venvs and run it
+	$(BIN)/python scripts/check_wheel.py
+
+# Lock on the oldest supported Python (python3 here is 3.11); CI installs the same pins on the newest too.
 lock:  ## Re-resolve requirements-dev.txt from requirements-dev.in
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet -r requirements-dev.in
@@ -42,7 +48,7 @@ lock:  ## Re-resolve requirements-dev.txt from requirements-dev.in
 	  .lock-venv/bin/python -m pip freeze --all --exclude pip --exclude setuptools --exclude wheel; } > requirements-dev.txt
 	rm -rf .lock-venv
 
-clean:  ## Remove the virtualenv and caches
+clean:  ## Remove the virtualenv (PYTHON= picks which) and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
 
 # Breaking changes (exit 1) are still applied, regenerated and tested so they can
