@@ -494,10 +494,13 @@ def test_page_that_fails_to_parse_exits_2_with_one_line(tmp_path: Path) -> None:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of specs/ and scripts/ so --apply never touches the real repository."""
+    """A copy of specs/, scripts/, pyproject.toml (at version 0.1.0) and CHANGELOG.md: --apply never touches ours."""
     copy_root = tmp_path / "project"
     for folder in ("specs", "scripts"):
         shutil.copytree(ROOT / folder, copy_root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (copy_root / "pyproject.toml").write_text(update_specs.set_project_version(pyproject, "0.1.0"))
+    shutil.copy2(ROOT / "CHANGELOG.md", copy_root / "CHANGELOG.md")
     return copy_root
 
 
@@ -559,7 +562,10 @@ def test_apply_writes_spec_byte_for_byte_and_page_copy_even_when_breaking(projec
     proc = run("feather", "--page", page, "--apply", script=project / "scripts" / "update_specs.py")
     assert proc.returncode == 1
     assert proc.stdout.startswith("BREAKING: ")
-    assert proc.stderr == "update_specs: wrote specs/feather.openapi.yaml and specs/pages/feather.md\n"
+    assert proc.stderr == (
+        "update_specs: wrote specs/feather.openapi.yaml and specs/pages/feather.md\n"
+        "update_specs: version 0.1.0 → 0.2.0 in pyproject.toml; CHANGELOG.md entry [0.2.0]\n"
+    )
     assert (project / "specs" / "feather.openapi.yaml").read_bytes() == spec.encode()
     assert (project / "specs" / "pages" / "feather.md").read_bytes() == page.read_bytes()
     assert (project / "specs" / "siro.openapi.yaml").read_bytes() == (ROOT / "specs" / "siro.openapi.yaml").read_bytes()
@@ -567,12 +573,12 @@ def test_apply_writes_spec_byte_for_byte_and_page_copy_even_when_breaking(projec
 
 def test_without_apply_nothing_is_written(project: Path, tmp_path: Path) -> None:
     page, _ = _moved_path_page(tmp_path, "feather")
-    before = {p: p.read_bytes() for p in (project / "specs").rglob("*") if p.is_file()}
+    before = {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     proc = run("feather", "--page", page, script=project / "scripts" / "update_specs.py")
     assert proc.returncode == 1
     assert proc.stdout.startswith("BREAKING: ")
     assert proc.stderr == ""
-    assert {p: p.read_bytes() for p in (project / "specs").rglob("*") if p.is_file()} == before
+    assert {p: p.read_bytes() for p in project.rglob("*") if p.is_file() and "__pycache__" not in p.parts} == before
 
 
 # -- fetching -----------------------------------------------------------------
