@@ -12,8 +12,12 @@ string references to their modules (``"feather_api"``, ``"callrec.testing._plugi
 with tokenize) get the prefix inserted; every other byte is kept. Relative
 imports stay relative. Non-Python files are copied verbatim, ``__pycache__`` never.
 
-DEST/acme/third_party/VENDORED.md records the version, source commit, generator
-provenance, command, runtime dependencies and a sha256 manifest. Running again
+The vendored callrec reports its own version: ``callrec/__init__.py``'s
+``_VENDORED_VERSION = None`` line gets pyproject.toml's version (importlib.metadata
+would name whichever "callrec" distribution is installed, if any).
+DEST/acme/third_party/VENDORED.md records the version, the changelog entries
+since the version vendored there before, source commit, generator provenance,
+command, runtime dependencies and a sha256 manifest. Running again
 updates in place: files dropped upstream are removed if the manifest lists them,
 and a listed file modified locally stops the run (nothing written) unless --force.
 """
@@ -47,6 +51,10 @@ _NAMES = "|".join(PACKAGES)
 _MODULE_STRING = re.compile(rf"(?:{_NAMES})(?:\.[A-Za-z_]\w*)*\.?")
 # Module paths inside longer strings: `python -m callrec.testing` and import lines in docstring examples.
 _IN_TEXT = re.compile(rf"(?:-m\s+|^[ \t]*(?:from|import)[ \t]+)(?P<name>{_NAMES})(?![\w])", re.MULTILINE)
+# The line in callrec/__init__.py that vendored copies get their version in.
+_VERSION_SLOT = re.compile(r"^_VENDORED_VERSION: str \| None = None$", re.MULTILINE)
+_VENDORED_AT = re.compile(r"^- callrec version: (?P<version>\S+)", re.MULTILINE)
+_CHANGELOG_ENTRY = re.compile(r"^## \[(?P<name>[^\]]+)\]", re.MULTILINE)
 
 
 class VendorError(Exception):
@@ -147,9 +155,20 @@ def _with_header(data: bytes, prefix: str) -> bytes:
     return b"".join([*lines[:keep], HEADER.format(prefix=prefix).encode(), *lines[keep:]])
 
 
+def source_version(source: Path) -> str:
+    version = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8")).get("project", {}).get("version")
+    return str(version) if version is not None else "?"
+
+
+def record_version(text: str, version: str) -> str:
+    """callrec/__init__.py with the version written into its ``_VENDORED_VERSION`` line (if it has one)."""
+    return _VERSION_SLOT.sub(lambda _: f"_VENDORED_VERSION: str | None = {json.dumps(version)}", text, count=1)
+
+
 def vendored_files(source: Path, prefix: str) -> tuple[dict[str, bytes], frozenset[str]]:
     files: dict[str, bytes] = {}
     rewritten: set[str] = set()
+    version = source_version(source)
     for name, folder in PACKAGES.items():
         root = source / folder
         if not (root / "__init__.py").is_file():
@@ -167,6 +186,8 @@ def vendored_files(source: Path, prefix: str) -> tuple[dict[str, bytes], frozens
                     new = rewrite_source(text, prefix)
                 except SyntaxError as exc:
                     raise VendorError(f"{path}: cannot parse ({exc.msg}, line {exc.lineno})") from None
+                if key == "callrec/__init__.py":
+                    new = record_version(new, version)
                 if new != text:
                     data = _with_header(new.encode(encoding), prefix)
                     rewritten.add(key)
@@ -224,26 +245,86 @@ def _git(source: Path, *args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def vendored_version(target: Path) -> str | None:
+    """The callrec version the previous run recorded in VENDORED.md, if any."""
+    path = target / MANIFEST_NAME
+    match = _VENDORED_AT.search(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return match.group("version") if match else None
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    return tuple(int(p) for p in version.split(".")) if re.fullmatch(r"\d+(\.\d+)*", version) else None
+
+
+def _is_upgrade(previous: str | None, version: str) -> bool:
+    old, new = _release(previous or ""), _release(version)
+    return old is not None and new is not None and old < new
+
+
+def changelog_since(source: Path, version: str, previous: str | None) -> list[str]:
+    """CHANGELOG.md's entries after ``previous`` up to ``version`` (``version``'s alone without a newer previous).
+
+    A non-empty ``## [Unreleased]`` comes too: it is in this copy. Headings go one level down to sit
+    under VENDORED.md's own ``## Changelog``.
+    """
+    path = source / "CHANGELOG.md"
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    heads = list(_CHANGELOG_ENTRY.finditer(text))
+    upgrade = _is_upgrade(previous, version)
+    upper, lower = _release(version), _release(previous or "")
+    chosen: list[str] = []
+    for head, end in zip(heads, [*(h.start() for h in heads[1:]), len(text)], strict=True):
+        entry = text[head.start() : end].strip("\n")
+        at = _release(head.group("name"))
+        if at is None:
+            keep = bool(entry.partition("\n")[2].strip())
+        elif upgrade and upper is not None and lower is not None:
+            keep = lower < at <= upper
+        else:
+            keep = head.group("name") == version
+        if keep:
+            chosen.append(re.sub(r"(?m)^(#{2,5}) ", r"#\1 ", entry))
+    return chosen
+
+
 def render_manifest(
-    source: Path, parts: list[str], command: str, files: dict[str, bytes], rewritten: frozenset[str]
+    source: Path,
+    parts: list[str],
+    command: str,
+    files: dict[str, bytes],
+    rewritten: frozenset[str],
+    previous: str | None = None,
 ) -> str:
     prefix = ".".join(parts)
     pyproject = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))
     project = pyproject.get("project", {})
+    version = str(project.get("version", "?"))
+    entries = changelog_since(source, version, previous)
     commit = _git(source, "rev-parse", "HEAD")
     if commit is None:
         origin = "not a git checkout"
     else:
-        dirty = _git(source, "status", "--porcelain", "--", *PACKAGES.values(), "pyproject.toml")
+        dirty = _git(source, "status", "--porcelain", "--", *PACKAGES.values(), "pyproject.toml", "CHANGELOG.md")
         origin = f"`{commit}` ({'dirty: uncommitted changes were vendored' if dirty else 'clean'})"
+    if not (source / "CHANGELOG.md").is_file():
+        changelog = "none in the source checkout"
+    elif not entries:
+        changelog = f"`CHANGELOG.md` in callrec (no entry for {version} in it)"
+    elif _is_upgrade(previous, version):
+        changelog = f"`CHANGELOG.md` in callrec; the entries since {previous}, vendored here before, are below"
+    else:
+        changelog = f"`CHANGELOG.md` in callrec; the entry for {version} is below"
     out = [
-        f"# Vendored callrec {project.get('version', '?')}",
+        f"# Vendored callrec {version}",
         "",
         f"`callrec`, `feather_api` and `siro_api` vendored under `{prefix}` by callrec's `scripts/vendor.py`.",
         "Do not edit these files: rerun the command below from a callrec checkout to update them (files changed",
         "here make it stop unless `--force`).",
         "",
-        f"- callrec version: {project.get('version', '?')}",
+        f"- callrec version: {version} (`{prefix}.callrec.__version__`)",
+        f"- changelog: {changelog}",
         f"- source commit: {origin}",
         f"- command: `{command}`",
         "",
@@ -281,6 +362,8 @@ def render_manifest(
         out += ["", "Entry points are not installed by vendoring; wire them up by hand:", ""]
         for group, name, target in entry_points:
             out.append(f"- {group} `{name}`: `{prefix}.{target}`")
+    if entries:
+        out += ["", "## Changelog", "", "\n\n".join(entries)]
     out += [
         "",
         "## Files",
@@ -334,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.dest.is_dir():
             raise VendorError(f"{args.dest}: not a directory")
         the_plan = plan(args.source, args.dest, parts, args.force)
-        manifest = render_manifest(args.source, parts, command, the_plan.files, the_plan.rewritten)
+        previous = vendored_version(the_plan.target)
+        manifest = render_manifest(args.source, parts, command, the_plan.files, the_plan.rewritten, previous)
         apply(the_plan, parts, args.dest, manifest)
     except (VendorError, OSError) as exc:
         print(f"vendor: error: {exc}", file=sys.stderr)

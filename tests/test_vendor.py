@@ -24,6 +24,8 @@ SCRIPT = ROOT / "scripts" / "vendor.py"
 PREFIX = "acme.third_party"
 OURS = ("callrec", "feather_api", "siro_api")
 MARKER = "# acme's own package marker: must survive vendoring\n"
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+VERSION_LINE = "_VENDORED_VERSION: str | None = {}"
 OTHER = "VALUE = 'unrelated module'\n"
 
 
@@ -174,6 +176,10 @@ def test_files_are_byte_identical_apart_from_the_inserted_prefix(mono: Path) -> 
                 rewritten += 1
                 assert src.suffix == ".py", src
                 assert vendored.count(header) == 1, src
+                # callrec/__init__.py also carries the version (test_vendored_copy_reports_its_own_version).
+                vendored = vendored.replace(
+                    VERSION_LINE.format(f'"{VERSION}"').encode(), VERSION_LINE.format("None").encode()
+                )
                 assert vendored.replace(header, b"").replace(PREFIX.encode() + b".", b"") == src.read_bytes(), src
     assert rewritten >= 5
     assert not list(tree.rglob("__pycache__"))
@@ -195,7 +201,9 @@ def test_monorepo_package_files_are_kept_and_only_missing_inits_created(mono: Pa
 
 def test_vendored_md_records_version_provenance_command_deps_and_manifest(mono: Path) -> None:
     text = (mono / "acme" / "third_party" / "VENDORED.md").read_text()
-    assert "callrec version: 0.1.0" in text
+    assert f"- callrec version: {VERSION} (`acme.third_party.callrec.__version__`)" in text
+    assert "- changelog: `CHANGELOG.md` in callrec; the entry for" in text
+    assert f"\n## Changelog\n\n### [{VERSION}] - " in text
     assert re.search(r"source commit: `[0-9a-f]{40}` \((clean|dirty)", text)
     assert f"command: `python scripts/vendor.py {mono} --package acme.third_party`" in text
     for dep in ("httpx>=0.28,<0.29", "attrs>=23.1", "openapi-core", "PyYAML", "click", "rich"):
@@ -330,3 +338,98 @@ def test_help() -> None:
     result = run_vendor("--help")
     assert result.returncode == 0
     assert "--package" in result.stdout and "--source" in result.stdout and "--force" in result.stdout
+
+
+def test_vendored_copy_reports_its_own_version_not_the_installed_callrec(tmp_path: Path) -> None:
+    # This venv has callrec installed (editable, at pyproject's version); the vendored copy must not
+    # take its version from that distribution's metadata.
+    src = copy_source(tmp_path / "src")
+    pyproject = src / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(f'version = "{VERSION}"', 'version = "7.8.9"', 1))
+    mono = make_monorepo(tmp_path / "mono")
+    assert run_vendor(mono, "--package", PREFIX, "--source", src).returncode == 0
+    init = (mono / "acme" / "third_party" / "callrec" / "__init__.py").read_text()
+    assert VERSION_LINE.format('"7.8.9"') in init
+    code = "import acme.third_party.callrec as v, callrec, sys; print(v.__version__, callrec.__version__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=mono, check=False)
+    assert (result.returncode, result.stdout) == (0, f"7.8.9 {VERSION}\n"), result.stderr
+
+
+CHANGELOG = """# Changelog
+
+## [Unreleased]
+
+## [0.2.1] - 2026-12-03
+
+### Changed
+
+- siro's API spec changed (`specs/siro.openapi.yaml`):
+  - NON-BREAKING: POST /v1/core/recordings/{id}/signedUrl: error response 429 added
+
+## [0.2.0] - 2026-12-02
+
+### Changed
+
+- **Breaking:** feather's API spec changed (`specs/feather.openapi.yaml`):
+  - BREAKING: GET /api/v1/agent-calls/{id}/recording-url: response 200 property 'url' removed
+
+## [0.1.1] - 2026-12-01
+
+### Changed
+
+- feather's API spec changed (`specs/feather.openapi.yaml`):
+  - NON-BREAKING: servers: default base URL changes for users: https://a.example → https://b.example
+
+## [0.1.0] - 2026-11-25
+
+### Added
+
+- First version.
+"""
+
+
+def _set_version(src: Path, version: str) -> None:
+    pyproject = src / "pyproject.toml"
+    text = pyproject.read_text()
+    current = tomllib.loads(text)["project"]["version"]
+    pyproject.write_text(text.replace(f'version = "{current}"', f'version = "{version}"', 1))
+
+
+def test_vendored_md_carries_the_changelog_entries_since_the_version_vendored_before(tmp_path: Path) -> None:
+    src = copy_source(tmp_path / "src")
+    (src / "CHANGELOG.md").write_text(CHANGELOG)
+    mono = make_monorepo(tmp_path / "mono")
+    vendored_md = mono / "acme" / "third_party" / "VENDORED.md"
+
+    _set_version(src, "0.1.0")
+    assert run_vendor(mono, "--package", PREFIX, "--source", src).returncode == 0
+    first = vendored_md.read_text()
+    assert "- changelog: `CHANGELOG.md` in callrec; the entry for 0.1.0 is below" in first
+    assert "\n## Changelog\n\n### [0.1.0] - 2026-11-25\n\n#### Added\n\n- First version.\n\n## Files\n" in first
+
+    # The monorepo reviews the update from the VENDORED.md diff: every entry after 0.1.0, up to 0.2.1.
+    _set_version(src, "0.2.1")
+    assert run_vendor(mono, "--package", PREFIX, "--source", src).returncode == 0
+    second = vendored_md.read_text()
+    assert "- callrec version: 0.2.1 (" in second
+    assert "- changelog: `CHANGELOG.md` in callrec; the entries since 0.1.0, vendored here before, are below" in second
+    log = second.split("\n## Changelog\n\n", 1)[1].split("\n## Files\n", 1)[0]
+    assert [line for line in log.splitlines() if line.startswith("### [")] == [
+        "### [0.2.1] - 2026-12-03",
+        "### [0.2.0] - 2026-12-02",
+        "### [0.1.1] - 2026-12-01",
+    ]
+    assert "#### Changed" in log and "- **Breaking:** feather's API spec changed" in log
+    assert "  - BREAKING: GET /api/v1/agent-calls/{id}/recording-url: response 200 property 'url' removed" in log
+
+    # Vendoring the same version again shows its own entry; notes under Unreleased ship too.
+    (src / "CHANGELOG.md").write_text(CHANGELOG.replace("## [Unreleased]\n", "## [Unreleased]\n\n- A local fix.\n"))
+    assert run_vendor(mono, "--package", PREFIX, "--source", src).returncode == 0
+    third = vendored_md.read_text().split("\n## Changelog\n\n", 1)[1]
+    assert third.startswith("### [Unreleased]\n\n- A local fix.\n\n### [0.2.1] - 2026-12-03\n")
+    assert "### [0.2.0]" not in third
+
+    (src / "CHANGELOG.md").unlink()
+    assert run_vendor(mono, "--package", PREFIX, "--source", src).returncode == 0
+    assert "- changelog: none in the source checkout" in vendored_md.read_text()
+    assert "## Changelog" not in vendored_md.read_text()

@@ -8,7 +8,29 @@ Usage::
         url = feather.recording_url("call_123")
 """
 
-__version__ = "0.1.0"
+# ruff: noqa: E402 - __getattr__ must exist before the imports below: ._client imports __version__.
+
+# __version__ is pyproject.toml's [project] version, read from the installed distribution's metadata on
+# first use (so `import callrec` need not pay for importlib.metadata). Vendored copies cannot ask (there
+# the callrec distribution is absent or another copy), so scripts/vendor.py writes it into the next line.
+_VENDORED_VERSION: str | None = None
+__version__: str
+
+
+def __getattr__(name: str) -> str:
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    version = _VENDORED_VERSION
+    if version is None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("callrec")
+        except metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+            version = "0+unknown"
+    globals()["__version__"] = version
+    return version
+
 
 from ._bulk import BulkItem
 from ._client import AsyncFeatherClient, AsyncSiroClient, FeatherClient, SiroClient
@@ -65,7 +87,7 @@ __all__ = [
 
 # Show public names as callrec.X rather than callrec._module.X (as httpx does).
 for _name in __all__:
-    _obj = globals()[_name]
+    _obj = globals().get(_name)  # __version__ may not be read yet
     if getattr(_obj, "__module__", "").startswith("callrec._"):
         _obj.__module__ = "callrec"
 del _name, _obj
