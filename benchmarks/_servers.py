@@ -71,3 +71,10 @@ def raw_server() -> Iterator[dict[str, str]]:
     """A minimal asyncio HTTP/1.1 server answering every request with the same small JSON body."""
     with _child([sys.executable, "-m", "benchmarks._raw_server"]) as info:
         yield info
+
+
+@contextmanager
+def file_server(root: Path) -> Iterator[dict[str, str]]:
+    """The sendfile storage and minimal Feather API of `_file_server`, serving the files in `root`."""
+    with _child([sys.executable, "-m", "benchmarks._file_server", str(root)]) as info:
+        yield info

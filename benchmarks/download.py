@@ -1,4 +1,8 @@
-"""4: downloads. One big recording against `curl -o`; many small ones against a plain asyncio loop."""
+"""4: downloads. One big recording against `curl -o`; many small ones against a plain asyncio loop.
+
+Everything is served by `_file_server` (sendfile), so curl is limited by its own side, not by the server;
+`curl -o /dev/null` against the same URL shows how much faster the server can go.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import callrec
@@ -22,55 +27,148 @@ _WAV_HEAD = (
 
 
 def write_recording(path: Path, size: int) -> Path:
-    """A `size`-byte WAV-looking file (header, then zeros), written in 16 MiB blocks."""
+    """A `size`-byte WAV-looking file (header, then a non-repeating pattern), written in 16 MiB blocks."""
     block = 16 << 20
+    pattern = (bytes(range(256)) * (block // 256 + 1))[:block]
     with path.open("wb") as file:
         file.write(_WAV_HEAD)
         left = size - len(_WAV_HEAD)
-        zeros = bytes(min(block, max(left, 0)))
         while left > 0:
-            file.write(zeros[: min(block, left)])
+            file.write(pattern[: min(block, left)])
             left -= block
     return path
 
 
+def prepare(root: Path, big_size: int, small_count: int, small_size: int) -> list[str]:
+    """Write `big.wav` and `small_0.wav`... (hard links of one file) into `root`; return the small ids."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_recording(root / "big.wav", big_size)
+    small = write_recording(root / "small.wav", small_size)
+    ids = [f"small_{i}" for i in range(small_count)]
+    for rid in ids:
+        try:
+            os.link(small, root / f"{rid}.wav")
+        except OSError:
+            shutil.copyfile(small, root / f"{rid}.wav")
+    return ids
+
+
 # Runs in a child process so its peak RSS is the download's alone.
 _CHILD = """
-import json, sys, time, callrec
-base, key, rid, dest = sys.argv[1:5]
-with callrec.FeatherClient(key, base_url=base) as client:
-    started = time.perf_counter()
-    result = client.download(rid, dest, overwrite=True)
-    elapsed = time.perf_counter() - started
+import asyncio, json, sys, time, callrec
+mode, base, key, rid, dest = sys.argv[1:6]
+if mode == "sync":
+    with callrec.FeatherClient(key, base_url=base) as client:
+        started = time.perf_counter()
+        result = client.download(rid, dest, overwrite=True)
+        elapsed = time.perf_counter() - started
+else:
+    async def main():
+        async with callrec.AsyncFeatherClient(key, base_url=base) as client:
+            started = time.perf_counter()
+            result = await client.download(rid, dest, overwrite=True)
+            return result, time.perf_counter() - started
+    result, elapsed = asyncio.run(main())
 with open("/proc/self/status") as status:
     hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 print(json.dumps({"seconds": elapsed, "bytes": result.bytes, "peak_rss_kib": hwm}))
 """
 
 
-def sdk_single(base: str, key: str, recording_id: str, dest: Path) -> tuple[float, float]:
-    """(bytes per second, peak RSS in MiB) of FeatherClient.download in a fresh process."""
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, base, key, recording_id, str(dest)], capture_output=True, text=True, check=True
-    ).stdout
+@dataclass(frozen=True)
+class Single:
+    """One big download: bytes per second and the process's peak RSS in MiB."""
+
+    rate: float
+    peak_rss: float
+
+
+def sdk_single(mode: str, base: str, key: str, recording_id: str, dest: Path) -> Single:
+    """FeatherClient.download (mode "sync") or AsyncFeatherClient.download ("async") in a fresh process."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, mode, base, key, recording_id, str(dest)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        dest.unlink(missing_ok=True)  # freed page cache is reused by the next run (see RESULTS.md)
     data = json.loads(out.strip().splitlines()[-1])
-    return data["bytes"] / data["seconds"], data["peak_rss_kib"] / 1024
+    return Single(data["bytes"] / data["seconds"], data["peak_rss_kib"] / 1024)
 
 
-def curl_single(url: str, dest: Path) -> float | None:
-    """Bytes per second of `curl -o` on the same signed URL (None when curl is not installed)."""
+def curl_single(url: str, dest: Path | None) -> float | None:
+    """curl's own figure (`%{speed_download}`, bytes/s) for `curl -o dest` (None: /dev/null); None without curl."""
     curl = shutil.which("curl")
     if curl is None:
         return None
-    started = time.perf_counter()
-    subprocess.run([curl, "-sS", "--fail", "-o", str(dest), url], check=True)
-    elapsed = time.perf_counter() - started
-    return dest.stat().st_size / elapsed
+    target = str(dest) if dest is not None else os.devnull
+    try:
+        out = subprocess.run(
+            [curl, "-sS", "--fail", "-o", target, "-w", "%{speed_download}", url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        if dest is not None:
+            dest.unlink(missing_ok=True)
+    return float(out.strip())
+
+
+def copy_rate(source: Path, dest: Path) -> float:
+    """Bytes per second of a plain 1 MiB-block copy of `source` to a new file (no fsync): the local write side."""
+    size = source.stat().st_size
+    buffer = memoryview(bytearray(1 << 20))
+    try:
+        started = time.perf_counter()
+        with source.open("rb", buffering=0) as src, dest.open("wb", buffering=0) as out:
+            while count := src.readinto(buffer):
+                out.write(buffer[:count])
+        return size / (time.perf_counter() - started)
+    finally:
+        dest.unlink(missing_ok=True)
 
 
 def signed_url(base: str, key: str, recording_id: str) -> str:
     with callrec.FeatherClient(key, base_url=base) as client:
         return client.recording_url(recording_id).url
+
+
+def spread(values: list[float], scale: float = 1.0) -> str:
+    """`min-max` of the runs behind a median, for the notes."""
+    return f"{min(values) / scale:.0f}-{max(values) / scale:.0f}"
+
+
+@dataclass(frozen=True)
+class BigFigures:
+    """Every round of the big download, bytes/s; curl lists are empty without curl."""
+
+    curl_file: list[float]
+    curl_null: list[float]
+    copy: list[float]
+    sync: list[Single]
+    async_: list[Single]
+
+
+def big(base: str, key: str, source: Path, folder: Path, rounds: int, *, warm_up: bool) -> BigFigures:
+    """Interleave curl -o, curl -o /dev/null, a local copy, the sync and the async SDK, `rounds` times."""
+    folder.mkdir(parents=True, exist_ok=True)
+    url = signed_url(base, key, "big")
+    if warm_up:  # untimed: the first large writes of a fresh VM fault in new memory (see RESULTS.md)
+        curl_single(url, folder / "warm.wav")
+        sdk_single("sync", base, key, "big", folder / "warm.wav")
+    figures = BigFigures([], [], [], [], [])
+    for _ in range(rounds):
+        rate = curl_single(url, folder / "curl.wav")
+        if rate is not None:
+            figures.curl_file.append(rate)
+            figures.curl_null.append(curl_single(url, None) or 0.0)
+        figures.copy.append(copy_rate(source, folder / "copy.wav"))
+        figures.sync.append(sdk_single("sync", base, key, "big", folder / "sync.wav"))
+        figures.async_.append(sdk_single("async", base, key, "big", folder / "async.wav"))
+    return figures
 
 
 async def _sdk_many(base: str, key: str, ids: list[str], dest: Path, concurrency: int) -> float:
@@ -106,20 +204,17 @@ async def _plain_many(base: str, key: str, ids: list[str], dest: Path, concurren
         return len(ids) / (time.perf_counter() - started)
 
 
-def many(base: str, key: str, ids: list[str], folder: Path, concurrency: int) -> tuple[float, float]:
-    """(SDK recordings/s, plain-loop recordings/s), each into its own empty folder."""
-    sdk_dir, plain_dir = folder / "sdk", folder / "plain"
-    for path in (sdk_dir, plain_dir):
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-    plain = asyncio.run(_plain_many(base, key, ids, plain_dir, concurrency))
-    sdk = asyncio.run(_sdk_many(base, key, ids, sdk_dir, concurrency))
+def many(
+    base: str, key: str, ids: list[str], folder: Path, concurrency: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """(SDK recordings/s, plain-loop recordings/s) of each round, alternating, each into an empty folder."""
+    sdk: list[float] = []
+    plain: list[float] = []
+    target = folder / "many"
+    for _ in range(rounds):
+        for runner, figures in ((_plain_many, plain), (_sdk_many, sdk)):
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir(parents=True)
+            figures.append(asyncio.run(runner(base, key, ids, target, concurrency)))
+    shutil.rmtree(target, ignore_errors=True)
     return sdk, plain
-
-
-def recording_args(folder: Path, big_size: int, small_count: int, small_size: int) -> list[str]:
-    """--recording arguments for the fake server: `big` plus `small_0...`, and the files behind them."""
-    os.makedirs(folder, exist_ok=True)
-    big = write_recording(folder / "big.wav", big_size)
-    small = write_recording(folder / "small.wav", small_size)
-    return [f"feather:big={big}", *(f"feather:small_{i}={small}" for i in range(small_count))]
