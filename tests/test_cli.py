@@ -282,7 +282,11 @@ def test_callrec_imports_neither_click_nor_rich_and_the_cli_imports_rich_only_fo
     assert done.stderr.strip() == "[] False False 0"
 
 
-@pytest.mark.xfail(reason="httpx 0.28 imports click and rich itself when installed (encode/httpx#3547)")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="httpx 0.28 imports click and rich itself when installed (encode/httpx#3547)",
+)
 def test_importing_callrec_loads_neither_click_nor_rich_even_through_httpx() -> None:
     code = "import sys, callrec; print(sorted({'click', 'rich'} & set(sys.modules)))"
     done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import callrec
 import httpx
@@ -10,6 +12,14 @@ import pytest
 from callrec import _errors
 
 from .conftest import Script, make_client, ok
+
+T = datetime(2030, 1, 1, tzinfo=UTC)
+
+#: Not an issue-11 defect (found while writing these rows): the generated models' from_dict() calls
+#: dict() on whatever JSON it gets, so an array of [key, value] pairs reads as the documented object.
+ARRAY_OF_PAIRS_BUG = pytest.mark.xfail(
+    strict=True, raises=AssertionError, reason="a JSON array of [key, value] pairs is read as an object"
+)
 
 
 @pytest.mark.parametrize(
@@ -110,39 +120,92 @@ def test_off_spec_error_bodies_still_give_the_right_class(
         assert len(str(info.value)) < 300
 
 
-@pytest.mark.parametrize(
-    ("vendor", "content"),
-    [
-        ("feather", b"<html>ok</html>"),
-        ("feather", b'{"url": "https://x/y", "expiresAt": "2030'),
-        ("feather", b"{}"),
-        ("feather", b'{"url": 5, "expiresAt": "x"}'),
-        ("feather", b'{"url": "", "expiresAt": "x"}'),
-        ("feather", b'{"url": null, "expiresAt": null}'),
-        ("feather", b"[]"),
-        ("feather", b"null"),
-        ("feather", b'"a string"'),
-        ("siro", b"{}"),
-        ("siro", b'{"data": null}'),
-        ("siro", b'{"data": []}'),
-        ("siro", b'{"data": {"url": "https://x/y"}}'),
-        ("siro", b'{"data": {"error": "false", "url": "https://x/y"}}'),
-        ("siro", b'{"data": {"error": false, "url": 7}}'),
-        ("siro", b'{"data": {"error": false, "url": "https://x/y", "expiration": {"a": 1}}}'),
-        ("siro", b"\x00\x01"),
-    ],
-)
-def test_malformed_success_bodies_are_typed_errors(vendor: str, content: bytes) -> None:
+@dataclass(frozen=True)
+class Returns:
+    """The call succeeds with exactly this URL and expiry."""
+
+    url: str
+    expires_at: datetime | None = None
+
+
+Expected = Returns | type[callrec.CallrecError]
+UNEXPECTED = callrec.UnexpectedResponseError
+UNAVAILABLE = callrec.RecordingUnavailableError
+
+
+def outcome_of_200(vendor: str, content: bytes) -> Expected:
+    """The URL and expiry the call returned, or the exact class it raised; a 200 is never retried."""
     script = Script(httpx.Response(200, content=content))
     with make_client(vendor, script) as client:
         try:
             result = client.recording_url("r1")
         except callrec.CallrecError as exc:
-            assert isinstance(exc, (callrec.UnexpectedResponseError, callrec.RecordingUnavailableError))
             assert "https://x/y" not in str(exc)
-        else:  # a recoverable oddity (an unreadable expiration) still yields a URL
-            assert result.expires_at is None
-    assert len(script.requests) == 1, "a malformed 200 is not retried"
+            return type(exc)
+        finally:
+            assert len(script.requests) == 1
+    return Returns(result.url, result.expires_at)
+
+
+def name(value: object) -> str:
+    return value.__name__ if isinstance(value, type) else repr(value)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "content", "expected"),
+    [
+        ("feather", b"<html>ok</html>", UNEXPECTED),
+        ("feather", b'{"url": "https://x/y", "expiresAt": "2030', UNEXPECTED),
+        ("feather", b"{}", UNEXPECTED),
+        ("feather", b'{"url": "https://x/y"}', UNEXPECTED),
+        ("feather", b'{"expiresAt": "2030-01-01T00:00:00Z"}', UNEXPECTED),
+        ("feather", b'{"url": 5, "expiresAt": "x"}', UNEXPECTED),
+        ("feather", b'{"url": "", "expiresAt": "x"}', UNEXPECTED),
+        ("feather", b'{"url": null, "expiresAt": null}', UNEXPECTED),
+        ("feather", b'{"url": ["https://x/y"], "expiresAt": "2030-01-01T00:00:00Z"}', UNEXPECTED),
+        ("feather", b"[]", UNEXPECTED),
+        ("feather", b"null", UNEXPECTED),
+        ("feather", b'"a string"', UNEXPECTED),
+        # An unreadable expiry is a recoverable oddity: the URL, with expires_at None.
+        ("feather", b'{"url": "https://x/y", "expiresAt": "x"}', Returns("https://x/y")),
+        ("feather", b'{"url": "https://x/y", "expiresAt": 12}', Returns("https://x/y")),
+        ("feather", b'{"url": "https://x/y", "expiresAt": "2030-01-01T00:00:00Z", "new": 1}', Returns("https://x/y", T)),
+        ("siro", b"{}", UNEXPECTED),
+        ("siro", b'{"data": null}', UNEXPECTED),
+        ("siro", b'{"data": []}', UNEXPECTED),
+        ("siro", b'{"data": "x"}', UNEXPECTED),
+        ("siro", b'{"data": {"url": "https://x/y"}}', UNEXPECTED),
+        # data.error must be the boolean false: a string, a number or null is not success.
+        ("siro", b'{"data": {"error": "false", "url": "https://x/y"}}', UNEXPECTED),
+        ("siro", b'{"data": {"error": 0, "url": "https://x/y"}}', UNEXPECTED),
+        ("siro", b'{"data": {"error": null, "url": "https://x/y"}}', UNEXPECTED),
+        ("siro", b'{"data": {"error": "true", "errorMessage": "no"}}', UNEXPECTED),
+        ("siro", b'{"data": {"error": true, "url": "https://x/y"}}', UNAVAILABLE),
+        ("siro", b'{"data": {"error": false}}', UNAVAILABLE),
+        ("siro", b'{"data": {"error": false, "url": ""}}', UNAVAILABLE),
+        ("siro", b'{"data": {"error": false, "url": 7}}', UNAVAILABLE),
+        ("siro", b'{"data": {"error": false, "url": "https://x/y", "expiration": {"a": 1}}}', Returns("https://x/y")),
+        ("siro", b'{"data": {"error": false, "url": "https://x/y", "expiration": "1893456000"}}', Returns("https://x/y")),
+        ("siro", b'{"data": {"error": false, "url": "https://x/y"}}', Returns("https://x/y")),
+        ("siro", b'{"data": {"error": false, "url": "https://x/y", "expiration": 1893456000000}}', Returns("https://x/y", T)),
+        ("siro", b"\x00\x01", UNEXPECTED),
+        # A JSON array is not the documented object, even one of [key, value] pairs.
+        pytest.param(
+            "feather", b'[["url", "https://x/y"], ["expiresAt", "2030-01-01T00:00:00Z"]]', UNEXPECTED,
+            marks=ARRAY_OF_PAIRS_BUG, id="feather-array-of-pairs",
+        ),
+        pytest.param(
+            "siro", b'[["data", {"error": false, "url": "https://x/y"}]]', UNEXPECTED,
+            marks=ARRAY_OF_PAIRS_BUG, id="siro-array-of-pairs",
+        ),
+        pytest.param(
+            "siro", b'{"data": [["error", false], ["url", "https://x/y"]]}', UNEXPECTED,
+            marks=ARRAY_OF_PAIRS_BUG, id="siro-data-array-of-pairs",
+        ),
+    ],
+)  # fmt: skip
+def test_malformed_success_bodies_have_one_outcome_each(vendor: str, content: bytes, expected: Expected) -> None:
+    assert outcome_of_200(vendor, content) == expected
 
 
 def test_siro_200_with_error_true_is_recording_unavailable() -> None:
@@ -214,15 +277,27 @@ def test_plain_http_signed_url_is_accepted_on_loopback(host: str) -> None:
         assert client.recording_url("r1").url == f"http://{host}:9000/x.wav?sig=1"
 
 
-def test_no_parse_exception_escapes_for_random_json_shapes() -> None:
-    shapes = [None, 1, 1.5, True, "s", [], [1], {}, {"url": None}, {"data": {"error": None}}, {"data": "x"},
-              {"url": "https://a/b", "expiresAt": 12}, {"url": ["https://a/b"]}]  # fmt: skip
-    for vendor in ("feather", "siro"):
-        for shape in shapes:
-            script = Script(httpx.Response(200, content=json.dumps(shape).encode()))
-            with make_client(vendor, script) as client:
-                try:
-                    result = client.recording_url("r1")
-                except callrec.CallrecError:
-                    continue
-                assert isinstance(result, callrec.SignedUrl)
+@pytest.mark.parametrize(
+    ("shape", "feather", "siro"),
+    [
+        (None, UNEXPECTED, UNEXPECTED),
+        (1, UNEXPECTED, UNEXPECTED),
+        (1.5, UNEXPECTED, UNEXPECTED),
+        (True, UNEXPECTED, UNEXPECTED),
+        ("s", UNEXPECTED, UNEXPECTED),
+        ([], UNEXPECTED, UNEXPECTED),
+        ([1], UNEXPECTED, UNEXPECTED),
+        ({}, UNEXPECTED, UNEXPECTED),
+        ({"url": None}, UNEXPECTED, UNEXPECTED),
+        ({"data": {"error": None}}, UNEXPECTED, UNEXPECTED),
+        ({"data": "x"}, UNEXPECTED, UNEXPECTED),
+        ({"url": "https://a/b", "expiresAt": 12}, Returns("https://a/b"), UNEXPECTED),
+        ({"url": ["https://a/b"]}, UNEXPECTED, UNEXPECTED),
+    ],
+    ids=name,
+)
+def test_json_of_other_shapes_gives_the_expected_outcome_per_vendor(
+    shape: object, feather: Expected, siro: Expected
+) -> None:
+    content = json.dumps(shape).encode()
+    assert (outcome_of_200("feather", content), outcome_of_200("siro", content)) == (feather, siro)

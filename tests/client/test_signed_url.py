@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import time
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 
 import attrs
 import callrec
@@ -14,6 +16,7 @@ from callrec._signed_url import parse_epoch, parse_iso
 from .conftest import Script, make_client
 
 T = datetime(2030, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)  # datetime's resolution
 
 
 @pytest.mark.parametrize(
@@ -99,18 +102,27 @@ def test_expires_in_and_is_expired_with_margin() -> None:
 
 
 def test_expiry_is_judged_on_the_api_clock_from_its_date_header() -> None:
-    # The API's clock is an hour behind ours: a URL expiring in 30 min on its clock is still valid.
-    api_now = datetime.now(UTC) - timedelta(hours=1)
-    expires = api_now + timedelta(minutes=30)
-    date = api_now.strftime("%a, %d %b %Y %H:%M:%S GMT")
-    body = {"url": "https://s/x.m4a?sig=1", "expiresAt": expires.isoformat()}
-    script = Script(httpx.Response(200, json=body, headers={"date": date}))
-    with make_client("feather", script) as client:
+    # The API's clock runs exactly an hour behind ours, and a Date header carries whole seconds, so
+    # the API sends floor(its time) and a URL that expires 30 min after that. What the client can
+    # read is therefore bounded by our clock around the call, with nothing left to chance:
+    #   clock_offset = floor(t_answer - 3600) - t_parse  ->  in (-3601 - elapsed, -3600]
+    #   expires_in   = 1800 - (t_expires_in - t_parse)   ->  in [1800 - elapsed, 1800]
+    # (elapsed: from before the call to after expires_in; datetime rounds to the microsecond).
+    def answer(_request: httpx.Request) -> httpx.Response:
+        api_now = int(time.time() - 3600)
+        expires = datetime.fromtimestamp(api_now + 1800, UTC).isoformat()
+        date = formatdate(api_now, usegmt=True)
+        return httpx.Response(200, json={"url": "https://s/x.m4a?sig=1", "expiresAt": expires}, headers={"date": date})
+
+    with make_client("feather", Script(answer)) as client:
+        before = time.time()
         url = client.recording_url("r1")
-    left = url.expires_in()
-    assert left is not None and timedelta(minutes=29) < left <= timedelta(minutes=30, seconds=1)
+        left = url.expires_in()
+        elapsed = time.time() - before
+    assert -3601 - elapsed < url.clock_offset <= -3600
+    assert left is not None
+    assert timedelta(seconds=1800 - elapsed) - MICROSECOND <= left <= timedelta(seconds=1800) + MICROSECOND
     assert not url.is_expired()
-    assert -3601 < url.clock_offset < -3599
 
 
 def test_results_carry_provider_recording_and_leg() -> None:

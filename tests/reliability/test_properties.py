@@ -2,21 +2,39 @@
 
 - Any id the SDK accepts travels as exactly one percent-encoded path segment; the
   SDK rejects (ValueError) exactly the ids the documented rule rejects.
-- Whatever the API answers (any JSON, any bytes, any status), the call ends in a
-  SignedUrl or a CallrecError, never anything else.
+- Whatever the API answers (any JSON, any bytes, any status), the call ends in
+  exactly the outcome an oracle written from the README and the specs predicts:
+  the SignedUrl for the URL sent, or one exact CallrecError class, after one
+  request (two for a retryable status).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
 import callrec
 import httpx
 import pytest
-from callrec import CallrecError
+from callrec import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    CallrecError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RecordingUnavailableError,
+    ServiceUnavailableError,
+    UnexpectedResponseError,
+    UnprocessableEntityError,
+)
+from callrec._validate import check_signed_url
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +42,7 @@ from .conftest import VendorName
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 STORAGE = "https://storage.test/rec.wav?X-Amz-Signature=abc"
+T = datetime(2030, 1, 1, tzinfo=UTC)
 GOOD = {
     "feather": {"url": STORAGE, "expiresAt": "2030-01-01T00:00:00.000Z"},
     "siro": {"data": {"error": False, "url": STORAGE, "expiration": 1893456000000}},
@@ -114,14 +133,14 @@ time_values = st.one_of(
     st.floats(),
     json_values,
 )
+# Near misses of the boolean false: each must be refused, not read as success.
+error_values = st.one_of(st.just(False), st.sampled_from(["false", "False", 0, 0.0, None, "", [], {}]), json_values)
 shaped: dict[VendorName, st.SearchStrategy[Any]] = {
     "feather": st.fixed_dictionaries({"url": url_values, "expiresAt": time_values}),
     "siro": st.fixed_dictionaries(
         {
             "data": st.one_of(
-                st.fixed_dictionaries(
-                    {"error": st.one_of(st.just(False), json_values), "url": url_values, "expiration": time_values}
-                ),
+                st.fixed_dictionaries({"error": error_values, "url": url_values, "expiration": time_values}),
                 st.fixed_dictionaries({"error": st.just(True), "errorMessage": json_values}),
             )
         }
@@ -148,26 +167,108 @@ def feather_body(url: str, expires_at: Any = "2030-01-01T00:00:00Z") -> bytes:
     return json.dumps({"url": url, "expiresAt": expires_at}).encode()
 
 
-statuses = st.one_of(st.just(200), st.integers(min_value=100, max_value=599))
+#: The outcome when the oracle cannot know the expiry (an arbitrary string or number): any is fine.
+ANY_EXPIRY = object()
+KNOWN_EXPIRY = {"2030-01-01T00:00:00Z": T, "2030-01-01T00:00:00": T, "2030-01-01T00:00:00.000Z": T, 1893456000000: T}
+
+
+@dataclass(frozen=True)
+class Returns:
+    """The call returns a SignedUrl for exactly this URL (and this expiry, unless ANY_EXPIRY)."""
+
+    url: str
+    expires_at: object = None
+
+
+Expected = Returns | type[CallrecError]
+
+
+def expiry(value: object, readable: Callable[[object], bool]) -> object:
+    if isinstance(value, bool) or not readable(value):
+        return None
+    return KNOWN_EXPIRY.get(value, ANY_EXPIRY) if isinstance(value, (str, int)) else ANY_EXPIRY
+
+
+def usable(url: str) -> bool:
+    """Whether the API's URL may be handed out; the rule itself is tested row by row in tests/client."""
+    try:
+        check_signed_url(url)
+    except CallrecError:
+        return False
+    return True
+
+
+def expected_from_200(vendor: VendorName, body: bytes) -> Expected:
+    """What a 200 with this body must give, from the spec: only the documented object with a usable URL succeeds."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return UnexpectedResponseError
+    if vendor == "feather":
+        if not isinstance(doc, dict) or not {"url", "expiresAt"} <= doc.keys():
+            return UnexpectedResponseError
+        url = doc["url"]
+        if not isinstance(url, str) or not usable(url):
+            return UnexpectedResponseError
+        return Returns(url, expiry(doc["expiresAt"], lambda v: isinstance(v, str)))
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if not isinstance(data, dict) or "error" not in data:
+        return UnexpectedResponseError
+    if data["error"] is True:
+        return RecordingUnavailableError
+    if data["error"] is not False:  # "false", 0, null: not the boolean the spec says
+        return UnexpectedResponseError
+    url = data.get("url")
+    if not isinstance(url, str) or not url:
+        return RecordingUnavailableError
+    if not usable(url):
+        return UnexpectedResponseError
+    return Returns(url, expiry(data.get("expiration"), lambda v: isinstance(v, (int, float))))
+
+
+STATUS_CLASSES: dict[int, type[CallrecError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    503: ServiceUnavailableError,
+}
+
+
+def expected_outcome(vendor: VendorName, status: int, body: bytes) -> Expected:
+    """The README's table, written out independently of callrec's own mapping."""
+    if status == 200:
+        return expected_from_200(vendor, body)
+    if 200 <= status < 400:  # another 2xx, or a redirect (never followed)
+        return UnexpectedResponseError
+    if status >= 500:
+        return STATUS_CLASSES.get(status, InternalServerError)
+    return STATUS_CLASSES.get(status, APIStatusError)  # other 4xx; a final 1xx is no success either
 
 
 def check_answer(vendor: VendorName, status: int, body: bytes) -> None:
-    def handler(_request: httpx.Request) -> httpx.Response:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
         return httpx.Response(status, content=body, headers={"Content-Type": "application/json"})
 
+    expected = expected_outcome(vendor, status, body)
     with client_for(vendor, handler) as client:
         try:
             result = client.recording_url("rec_1")
         except CallrecError as exc:
+            assert type(exc) is expected
             assert str(exc) and "abc" not in str(exc)  # the signature never shows
         else:
-            assert isinstance(result, callrec.SignedUrl)
-            assert (status, result.recording_id) == (200, "rec_1")
-            sent = json.loads(body)
-            assert result.url in (sent.get("url"), (sent.get("data") or {}).get("url"))
-            url = httpx.URL(result.url)
-            assert url.scheme == "https" or url.host in ("localhost", "127.0.0.1", "::1")
-            assert not url.userinfo
+            assert isinstance(expected, Returns), f"returned {result!r}, expected {expected.__name__}"
+            assert (result.url, result.recording_id, result.provider) == (expected.url, "rec_1", vendor)
+            if expected.expires_at is not ANY_EXPIRY:
+                assert result.expires_at == expected.expires_at
+    # client_for allows one retry: a retryable status is asked twice, anything else once.
+    assert len(requests) == (2 if status in (408, 429, 500, 502, 503, 504) else 1)
 
 
 @SETTINGS
@@ -175,7 +276,7 @@ def check_answer(vendor: VendorName, status: int, body: bytes) -> None:
 @example(body=feather_body("https://\udcff.test/x"))
 @example(body=feather_body("https://xn--.test/x"))
 @example(body=feather_body(STORAGE, expires_at="9999-12-31T23:59:59-23:59"))
-def test_any_feather_200_body_yields_a_signed_url_or_a_callrec_error(body: bytes) -> None:
+def test_any_feather_200_body_gives_the_outcome_the_spec_predicts(body: bytes) -> None:
     check_answer("feather", 200, body)
 
 
@@ -185,14 +286,15 @@ def test_any_feather_200_body_yields_a_signed_url_or_a_callrec_error(body: bytes
 @example(body=siro_body(1893456000000, url="https://xn--.test/x"))
 @example(body=siro_body(1e308 * 10))
 @example(body=siro_body(-(10**400)))
-def test_any_siro_200_body_yields_a_signed_url_or_a_callrec_error(body: bytes) -> None:
+@example(body=json.dumps({"data": {"error": "false", "url": STORAGE}}).encode())
+def test_any_siro_200_body_gives_the_outcome_the_spec_predicts(body: bytes) -> None:
     check_answer("siro", 200, body)
 
 
 @pytest.mark.parametrize("vendor", ["feather", "siro"])
 @SETTINGS
 @given(data=st.data(), status=st.integers(min_value=100, max_value=599))
-def test_any_status_and_body_yields_a_signed_url_or_a_callrec_error(
+def test_any_status_and_body_gives_the_outcome_the_readme_predicts(
     vendor: VendorName, data: st.DataObject, status: int
 ) -> None:
     check_answer(vendor, status, data.draw(bodies(vendor)))
