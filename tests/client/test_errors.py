@@ -15,12 +15,6 @@ from .conftest import Script, make_client, ok
 
 T = datetime(2030, 1, 1, tzinfo=UTC)
 
-#: Not an issue-11 defect (found while writing these rows): the generated models' from_dict() calls
-#: dict() on whatever JSON it gets, so an array of [key, value] pairs reads as the documented object.
-ARRAY_OF_PAIRS_BUG = pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="a JSON array of [key, value] pairs is read as an object"
-)
-
 
 @pytest.mark.parametrize(
     ("status", "cls"),
@@ -192,15 +186,15 @@ def name(value: object) -> str:
         # A JSON array is not the documented object, even one of [key, value] pairs.
         pytest.param(
             "feather", b'[["url", "https://x/y"], ["expiresAt", "2030-01-01T00:00:00Z"]]', UNEXPECTED,
-            marks=ARRAY_OF_PAIRS_BUG, id="feather-array-of-pairs",
+            id="feather-array-of-pairs",
         ),
         pytest.param(
             "siro", b'[["data", {"error": false, "url": "https://x/y"}]]', UNEXPECTED,
-            marks=ARRAY_OF_PAIRS_BUG, id="siro-array-of-pairs",
+            id="siro-array-of-pairs",
         ),
         pytest.param(
             "siro", b'{"data": [["error", false], ["url", "https://x/y"]]}', UNEXPECTED,
-            marks=ARRAY_OF_PAIRS_BUG, id="siro-data-array-of-pairs",
+            id="siro-data-array-of-pairs",
         ),
     ],
 )  # fmt: skip

@@ -35,6 +35,11 @@ class ErrorBody:
 
     @classmethod
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
+        if not isinstance(src_dict, Mapping):
+            # dict() would also accept a list of [key, value] pairs: JSON of another shape.
+            raise TypeError(
+                f"{cls.__name__} needs a JSON object, not {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         error = d.pop("error")
 

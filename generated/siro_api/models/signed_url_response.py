@@ -41,6 +41,11 @@ class SignedUrlResponse:
     def from_dict(cls, src_dict: Mapping[str, Any]) -> Self:
         from ..models.signed_url_data import SignedUrlData
 
+        if not isinstance(src_dict, Mapping):
+            # dict() would also accept a list of [key, value] pairs: JSON of another shape.
+            raise TypeError(
+                f"{cls.__name__} needs a JSON object, not {type(src_dict).__name__}"
+            )
         d = dict(src_dict)
         data = SignedUrlData.from_dict(d.pop("data"))
 
