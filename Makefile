@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv generate check-generated lint test check-wheel lock clean update-specs vendor demo record bench
+.PHONY: help venv generate check-generated unasync lint test check-wheel lock clean update-specs vendor demo record bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -26,8 +26,12 @@ venv: $(STAMP)  ## Create the venv (.venv; .venv-3.13 for PYTHON=python3.13) fro
 generate: $(STAMP)  ## Regenerate generated/ from specs/ (overlays applied)
 	$(BIN)/python scripts/generate.py
 
-check-generated: $(STAMP)  ## Validate the specs and fail with a diff if generated/ is stale
+check-generated: $(STAMP)  ## Validate the specs and fail with a diff if generated/ (or the unasync'd sync driver) is stale
 	$(BIN)/python scripts/generate.py --check
+	$(BIN)/python scripts/unasync.py --check
+
+unasync: $(STAMP)  ## Rewrite overlay/callrec/_sync_client.py from _async_client.py
+	$(BIN)/python scripts/unasync.py
 
 lint: $(STAMP)  ## ruff and mypy --strict over overlay/ and scripts/
 	$(BIN)/ruff check overlay scripts tests

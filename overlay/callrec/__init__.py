@@ -55,6 +55,7 @@ from ._errors import (
 )
 from ._link import AsyncLink, Link
 from ._signed_url import SignedUrl
+from ._validate import Leg
 
 __all__ = [
     "APIConnectionError",
@@ -71,6 +72,7 @@ __all__ = [
     "DownloadResult",
     "FeatherClient",
     "InternalServerError",
+    "Leg",
     "Link",
     "MissingCredentialsError",
     "NotFoundError",

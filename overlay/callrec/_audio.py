@@ -24,8 +24,11 @@ _EXTENSIONS = {
     "application/ogg": "ogg",
     "audio/webm": "webm",
     "video/webm": "webm",
+    "audio/flac": "flac",
+    "audio/x-flac": "flac",
 }
-EXTENSIONS = frozenset(_EXTENSIONS.values())
+#: Every extension a download can get (from the content type or the magic bytes), "bin" aside.
+EXTENSIONS = frozenset({*_EXTENSIONS.values(), "wav", "m4a", "mp3", "ogg", "webm", "flac"})
 
 
 def extension_for(content_type: str | None, head: bytes = b"") -> str:

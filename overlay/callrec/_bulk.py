@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -150,3 +150,10 @@ def settle(recording_id: str, leg: str | None, attempt: int, outcome: DownloadRe
     if attempt < ITEM_ATTEMPTS and is_item_retryable(outcome):
         return None
     return BulkItem(recording_id=recording_id, leg=leg, status="failed", error=outcome, attempts=attempt)
+
+
+def report(item: BulkItem, on_item: Callable[[BulkItem], None] | None) -> BulkItem:
+    """Tell the caller an item finished (progress bars), then hand it back."""
+    if on_item is not None:
+        on_item(item)
+    return item

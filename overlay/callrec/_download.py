@@ -9,15 +9,17 @@ failure never leaves a partial file and never touches an existing one.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import http.cookiejar
 import os
 import re
-import tempfile
+import secrets
+import stat
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, NoReturn
 
@@ -25,9 +27,11 @@ import attrs
 import httpx
 
 from ._audio import EXTENSIONS, SNIFF_BYTES, extension_for, looks_like_audio
+from ._config import bounded
 from ._errors import CallrecError, DownloadError
 from ._redact import redact_url
 from ._retry import retry_delay
+from ._signed_url import SignedUrl
 
 __all__ = ["DownloadResult", "ProgressCallback", "Transfer", "blocked_cookies", "plan_destination"]
 
@@ -41,6 +45,8 @@ MAX_URL_REFRESHES = 3
 MAX_STORAGE_RETRIES = 4
 #: Default wall-clock bound on one whole download.
 DEFAULT_DOWNLOAD_DEADLINE = 3600.0
+#: A URL with less than this left is re-minted before the storage request.
+URL_EXPIRY_MARGIN = 5.0
 _MAX_ERROR_BODY = 16 * 1024
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -92,15 +98,18 @@ class Destination:
             return self.fixed
         return self.folder / f"{self.stem}.{extension_for(content_type, head)}"
 
-    def existing(self) -> Path | None:
-        """An existing file this download would replace, if any."""
+    def _candidates(self) -> list[Path]:
         if self.fixed is not None:
-            return self.fixed if self.fixed.exists() else None
-        for ext in (*sorted(EXTENSIONS), "bin"):
-            candidate = self.folder / f"{self.stem}.{ext}"
-            if candidate.exists():
-                return candidate
-        return None
+            return [self.fixed]
+        return [self.folder / f"{self.stem}.{ext}" for ext in (*sorted(EXTENSIONS), "bin")]
+
+    def existing(self) -> Path | None:
+        """An existing file this download would replace, if any (whatever extension it got)."""
+        return next((p for p in self._candidates() if p.exists()), None)
+
+    def others(self, final: Path) -> list[Path]:
+        """Files of an earlier download of the same recording under another extension (replaced on overwrite)."""
+        return [p for p in self._candidates() if p != final and p.exists()]
 
 
 def plan_destination(dest: str | os.PathLike[str], provider: str, recording_id: str, leg: str | None) -> Destination:
@@ -184,8 +193,27 @@ class Transfer:
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise DownloadError("the download did not finish within its deadline") from self._last_error
+            self.deadline_passed()
         return left
+
+    def deadline_passed(self) -> NoReturn:
+        raise DownloadError("the download did not finish within its deadline") from self._last_error
+
+    def timeout(self, base: httpx.Timeout) -> httpx.Timeout:
+        """The storage request's timeout: the client's, no phase longer than what is left."""
+        return bounded(base, self.remaining())
+
+    def url_is_stale(self, signed: SignedUrl) -> bool:
+        """True (and counted as a refresh) when the URL is too close to expiry to start a request with."""
+        if signed.is_expired(margin=URL_EXPIRY_MARGIN):
+            self.refresh()
+            return True
+        return False
+
+    @staticmethod
+    def error_body_complete(body: bytes) -> bool:
+        """Enough of an error body has been read to judge it."""
+        return len(body) > _MAX_ERROR_BODY
 
     # -- what we heard --------------------------------------------------
 
@@ -320,18 +348,39 @@ class Transfer:
 
 
 def open_temp(folder: Path, stem: str) -> tuple[IO[bytes], Path]:
-    """A new temporary file beside the destination (same filesystem, so the rename is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=folder)
-    return os.fdopen(fd, "w+b"), Path(name)
+    """A new temporary file beside the destination (same filesystem, so the rename is atomic).
+
+    Created with mode 0o666 under the process umask, as a plain ``open()`` would,
+    not mkstemp's 0o600: the finished recording gets the permissions the user
+    expects. O_EXCL and a random name keep it ours.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temp = folder / f".{stem}.{secrets.token_hex(6)}.part"
+        try:
+            fd = os.open(temp, flags, 0o666)
+        except FileExistsError:
+            continue
+        return os.fdopen(fd, "w+b"), temp
+    raise FileExistsError(f"could not create a temporary file in {folder}")
 
 
-def commit(file: IO[bytes], temp: Path, final: Path, *, overwrite: bool) -> None:
-    """fsync the data, then rename it into place (refusing to replace a file unless overwrite)."""
+def commit(file: IO[bytes], temp: Path, final: Path, *, overwrite: bool, replaces: Iterable[Path] = ()) -> None:
+    """fsync the data, then rename it into place (refusing to replace a file unless overwrite).
+
+    On overwrite, a replaced file keeps its permission bits, and ``replaces``
+    (the same recording saved earlier under another extension) is removed.
+    """
+    if overwrite:
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(file.fileno(), stat.S_IMODE(os.stat(final).st_mode))
     file.flush()
     os.fsync(file.fileno())
     file.close()
     if overwrite:
         os.replace(temp, final)
+        for old in replaces:
+            old.unlink(missing_ok=True)
     else:
         # link() fails if final appeared meanwhile: never clobber a file we were told to keep.
         try:

@@ -61,7 +61,16 @@ class MissingCredentialsError(CallrecError):
 
 
 class APIConnectionError(CallrecError):
-    """The API could not be reached or the connection failed mid-response."""
+    """The API could not be reached or the connection failed mid-response.
+
+    Attributes:
+        request: the ``httpx.Request`` that failed (None for the overall deadline).
+        __cause__: the transport exception (``httpx.ConnectError``, ``httpx.ReadTimeout``, ...).
+    """
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+        super().__init__(message)
+        self.request = request
 
 
 class APITimeoutError(APIConnectionError):

@@ -16,10 +16,11 @@ UNKNOWN_EXPIRY_TTL = 60.0
 
 
 class _LinkState:
-    def __init__(self, margin: float) -> None:
+    def __init__(self, margin: float, label: str) -> None:
         if margin < 0:
             raise ValueError("margin must be >= 0 seconds")
         self.margin = margin
+        self.label = label
         self.current: SignedUrl | None = None
         self.minted_at = 0.0
         self.mints = 0
@@ -31,6 +32,11 @@ class _LinkState:
         if url.expires_at is None:
             return url if time.monotonic() - self.minted_at < UNKNOWN_EXPIRY_TTL else None
         return None if url.is_expired(margin=self.margin) else url
+
+    def describe(self, name: str) -> str:
+        current = self.current
+        expires = current.expires_at.isoformat() if current and current.expires_at else None
+        return f"{name}({self.label!r}, margin={self.margin:g}, mints={self.mints}, expires_at={expires!r})"
 
     def store(self, url: SignedUrl) -> SignedUrl:
         self.current, self.minted_at = url, time.monotonic()
@@ -48,15 +54,18 @@ class Link:
         play(link.get().url)   # later calls reuse or renew it
     """
 
-    def __init__(self, mint: Callable[[], SignedUrl], *, margin: float) -> None:
+    def __init__(self, mint: Callable[[], SignedUrl], *, margin: float, label: str = "") -> None:
         self._mint = mint
-        self._state = _LinkState(margin)
+        self._state = _LinkState(margin, label)
         self._lock = threading.Lock()
 
     @property
     def mints(self) -> int:
         """How many URLs this link has minted."""
         return self._state.mints
+
+    def __repr__(self) -> str:
+        return self._state.describe(type(self).__name__)
 
     def get(self) -> SignedUrl:
         """A URL valid for more than ``margin`` seconds (or of unknown expiry, for up to a minute)."""
@@ -70,15 +79,18 @@ class Link:
 class AsyncLink:
     """Async twin of :class:`Link`: ``await link.get()``; tasks share one refresh."""
 
-    def __init__(self, mint: Callable[[], Awaitable[SignedUrl]], *, margin: float) -> None:
+    def __init__(self, mint: Callable[[], Awaitable[SignedUrl]], *, margin: float, label: str = "") -> None:
         self._mint = mint
-        self._state = _LinkState(margin)
+        self._state = _LinkState(margin, label)
         self._lock = asyncio.Lock()
 
     @property
     def mints(self) -> int:
         """How many URLs this link has minted."""
         return self._state.mints
+
+    def __repr__(self) -> str:
+        return self._state.describe(type(self).__name__)
 
     async def get(self) -> SignedUrl:
         """A URL valid for more than ``margin`` seconds (or of unknown expiry, for up to a minute)."""

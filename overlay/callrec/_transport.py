@@ -16,6 +16,7 @@ no cookies, so this module does the mapping itself; it can go if upstream's does
 
 from __future__ import annotations
 
+import urllib.request
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,17 @@ _KEEPALIVE_EXPIRY = 5.0
 
 
 def async_transport() -> httpx.AsyncBaseTransport | None:
-    """An aiohttp-backed transport, or None (httpx's own) when aiohttp is not importable."""
+    """An aiohttp-backed transport, or None (httpx's own) when aiohttp is not importable.
+
+    Also None when the environment names a proxy (HTTP_PROXY, HTTPS_PROXY,
+    ALL_PROXY): httpx's own transport then routes through it and honours
+    NO_PROXY exactly as the sync clients do, so both flavours follow the
+    environment the same way (httpx mounts environment proxies only when it
+    picks the transport itself).
+    """
+    proxies = urllib.request.getproxies()  # what httpx reads (trust_env)
+    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
+        return None
     try:
         import aiohttp  # noqa: F401  # imported here, not at `import callrec`: it costs ~100 ms
     except ImportError:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import os
 import re
+from datetime import timedelta
 from typing import Literal, get_args
 from urllib.parse import urlsplit
 
@@ -14,7 +16,19 @@ import httpx
 from ._errors import MissingCredentialsError, UnexpectedResponseError
 from ._redact import redact_url
 
-__all__ = ["LEGS", "Leg", "check_base_url", "check_leg", "check_recording_id", "check_signed_url", "resolve_credential"]
+__all__ = [
+    "LEGS",
+    "Leg",
+    "check_base_url",
+    "check_count",
+    "check_leg",
+    "check_margin",
+    "check_recording_id",
+    "check_seconds",
+    "check_signed_url",
+    "check_timeout",
+    "resolve_credential",
+]
 
 _NOT_URL_CHARS = re.compile(r"[^\x21-\x7e]")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -137,3 +151,41 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_count(name: str, value: object, *, minimum: int) -> int:
+    """An int >= minimum (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, not {value!r}")
+    return value
+
+
+def check_seconds(name: str, value: object) -> float:
+    """A finite positive number of seconds (bools, 0, negatives, nan and inf refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive, finite number of seconds, not {value!r}")
+    return float(value)
+
+
+def check_margin(value: object) -> float:
+    """A link or expiry margin: seconds (>= 0) or a timedelta."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"margin must be >= 0 seconds (a number or a timedelta), not {value!r}")
+    return float(value)
+
+
+def check_timeout(timeout: object) -> httpx.Timeout:
+    """A timeout bounding every phase: positive seconds or an httpx.Timeout without None."""
+    from ._constants import DEFAULT_TIMEOUT
+
+    if isinstance(timeout, httpx.Timeout):
+        if None in (timeout.connect, timeout.read, timeout.write, timeout.pool):
+            raise ValueError("timeout must bound every phase (connect, read, write, pool); None is not allowed")
+        return timeout
+    try:
+        seconds = check_seconds("timeout", timeout)
+    except ValueError:
+        raise ValueError(f"timeout must be a positive number of seconds or an httpx.Timeout, not {timeout!r}") from None
+    return httpx.Timeout(seconds, connect=min(seconds, DEFAULT_TIMEOUT.connect or 5.0))

@@ -8,7 +8,7 @@ from typing import Any
 import callrec
 import httpx
 import pytest
-from callrec import _client
+from callrec import _io_async, _io_sync
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -41,8 +41,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     async def fake_asleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(_client, "_sleep", slept.append)
-    monkeypatch.setattr(_client, "_asleep", fake_asleep)
+    monkeypatch.setattr(_io_sync, "sleep", slept.append)
+    monkeypatch.setattr(_io_async, "sleep", fake_asleep)
     return slept
 
 

@@ -49,9 +49,9 @@ def test_credential_and_base_url_from_env(
     monkeypatch.setenv(env, "from-env")
     monkeypatch.setenv(base_env, "https://proxy.example/mount")
     client = cls()
-    assert client._credential == "from-env"
+    assert client._config.credential == "from-env"
     assert str(client.base_url) == "https://proxy.example/mount"
-    assert cls(**{kw: "explicit"}, base_url="https://other.example")._credential == "explicit"
+    assert cls(**{kw: "explicit"}, base_url="https://other.example")._config.credential == "explicit"
 
 
 @pytest.mark.parametrize(

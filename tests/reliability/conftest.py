@@ -6,7 +6,7 @@ from typing import Any, Literal, TypeAlias
 
 import callrec
 import pytest
-from callrec import _client
+from callrec import _io_async, _io_sync
 from callrec.testing import FakeServer
 
 VendorName: TypeAlias = Literal["feather", "siro"]
@@ -22,8 +22,8 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     async def instant(_seconds: float) -> None:
         return None
 
-    monkeypatch.setattr(_client, "_sleep", lambda _s: None)
-    monkeypatch.setattr(_client, "_asleep", instant)
+    monkeypatch.setattr(_io_sync, "sleep", lambda _s: None)
+    monkeypatch.setattr(_io_async, "sleep", instant)
 
 
 def sync_client(fake: FakeServer, vendor: VendorName, **kw: Any) -> SyncClient:

@@ -1,0 +1,147 @@
+"""What the four clients share apart from I/O: configuration, copies, reprs, the generated client, input checks."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, ClassVar, Self
+
+import httpx
+
+from ._config import NOT_GIVEN, ClientConfig
+from ._download import DEFAULT_DOWNLOAD_DEADLINE, Destination, plan_destination
+from ._engine import ApiCall
+from ._redact import install_log_redaction
+from ._storage import Storage
+from ._validate import check_recording_id, check_seconds
+from ._vendors import Vendor
+
+__all__ = ["BaseClient"]
+
+
+class BaseClient:
+    """Configuration and everything decided before the first byte moves."""
+
+    _vendor: ClassVar[Vendor]
+    _http: Any
+    _storage: Storage[Any]
+
+    def _setup(
+        self, config: ClientConfig, http: Any, *, owns_http: bool, storage: Storage[Any], owns_storage: bool
+    ) -> None:
+        self._config = config
+        self._http = http
+        self._owns_http = owns_http  # an http_client the user gave stays open: it is theirs
+        self._storage = storage
+        self._owns_storage = owns_storage  # the original client; with_options() copies borrow
+        self._generated: Any = None
+        self._lock = threading.Lock()
+        install_log_redaction()
+
+    @classmethod
+    def _config_from(
+        cls,
+        credential: str | None,
+        *,
+        base_url: str | httpx.URL | None,
+        timeout: object,
+        max_retries: object,
+        deadline: object,
+        default_headers: dict[str, str] | None,
+    ) -> ClientConfig:
+        return ClientConfig.create(
+            cls._vendor,
+            credential,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+        )
+
+    # -- settings (read-only; with_options() makes a copy with others) ----
+
+    @property
+    def base_url(self) -> httpx.URL:
+        return self._config.base_url
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._config.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._config.max_retries
+
+    @property
+    def deadline(self) -> float:
+        return self._config.deadline
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={str(self.base_url)!r}, max_retries={self.max_retries})"
+
+    def with_options(
+        self, *, timeout: float | httpx.Timeout = NOT_GIVEN, max_retries: int = NOT_GIVEN, deadline: float = NOT_GIVEN
+    ) -> Self:
+        """A copy with other timeout/retry/deadline settings, sharing this client's connection pools.
+
+        The copy borrows the pools: closing it closes nothing, and it stops working
+        once this client is closed.
+
+        Usage: ``client.with_options(timeout=5, max_retries=0).recording_url("id")``
+        """
+        config = self._config.evolve(timeout=timeout, max_retries=max_retries, deadline=deadline)
+        clone = type(self).__new__(type(self))
+        clone._setup(config, self._http, owns_http=False, storage=self._storage, owns_storage=False)
+        return clone
+
+    # -- calls ------------------------------------------------------------
+
+    def _api_call(self, recording_id: str, leg: str | None, deadline: float | None = None) -> ApiCall:
+        return ApiCall(self._config, check_recording_id(recording_id), leg, deadline=deadline)
+
+    def _plan_download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        leg: str | None,
+        overwrite: bool,
+        deadline: float | None,
+    ) -> tuple[Destination, float]:
+        """Check inputs and the destination before any request: (where it goes, its deadline as a monotonic time)."""
+        recording_id = check_recording_id(recording_id)
+        seconds = DEFAULT_DOWNLOAD_DEADLINE if deadline is None else check_seconds("deadline", deadline)
+        target = plan_destination(dest, self._vendor.name, recording_id, leg)
+        existing = target.existing()
+        if existing is not None and not overwrite:
+            raise FileExistsError(f"{existing} exists (pass overwrite=True to replace it)")
+        return target, time.monotonic() + seconds
+
+    def _generated_client(self) -> Any:
+        """The generated AuthenticatedClient on this client's own connection pool (built once)."""
+        with self._lock:
+            if self._generated is None:
+                from importlib import import_module
+
+                cls = import_module(self._vendor.package).AuthenticatedClient
+                auth = self._vendor.auth_header.lower()
+                headers = {k: v for k, v in self._config.headers.items() if k.lower() != auth}
+                generated = cls(
+                    base_url=str(self.base_url),
+                    token=self._config.credential,
+                    auth_header_name=self._vendor.auth_header,
+                    prefix="",
+                    headers=headers,
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                )
+                # The same httpx client callrec sends with: the user's http_client (proxies,
+                # CA bundle, mTLS, transport) when one was given. prepare() adds the base URL,
+                # callrec's headers and the credential to each generated operation's request.
+                if isinstance(self._http, httpx.Client):
+                    generated.set_httpx_client(self._http)
+                else:
+                    generated.set_async_httpx_client(self._http)
+                self._generated = generated
+            return self._generated

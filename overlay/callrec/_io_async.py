@@ -1,0 +1,76 @@
+"""How the async clients wait, bound time, hand work to threads and run many tasks.
+
+``_io_sync`` has the same names for the sync clients; ``scripts/unasync.py``
+turns ``_async_client.py`` into ``_sync_client.py`` by swapping this module
+for that one (among other tokens), so the two drivers differ only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+
+from ._transport import async_transport
+
+__all__ = ["api_transport", "check_http_client", "deadline_scope", "map_bounded", "new_client", "sleep", "to_thread"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+async def sleep(seconds: float) -> None:
+    """Backoff sleep (a seam for tests of the retry table)."""
+    await asyncio.sleep(seconds)
+
+
+@contextlib.asynccontextmanager
+async def deadline_scope(seconds: float) -> AsyncIterator[None]:
+    """Interrupt whatever is awaited inside once ``seconds`` pass (TimeoutError)."""
+    async with asyncio.timeout(seconds):
+        yield
+
+
+async def to_thread(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Blocking file work (fsync, rename, manifest lines) off the event loop."""
+    return await asyncio.to_thread(func, *args, **kwargs)
+
+
+def api_transport() -> httpx.AsyncBaseTransport | None:
+    """The transport of the API client callrec creates (aiohttp when installed; see _transport)."""
+    return async_transport()
+
+
+def check_http_client(http_client: object) -> None:
+    if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+        raise TypeError("http_client must be an httpx.AsyncClient (use the sync clients with httpx.Client)")
+
+
+def new_client(**kwargs: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(**kwargs)
+
+
+async def map_bounded(func: Callable[[T], Awaitable[R]], items: Sequence[T], concurrency: int) -> list[R]:
+    """``func`` over ``items``, at most ``concurrency`` at a time, results in order.
+
+    Structured: the first failure (or a cancellation) cancels every other item
+    and is raised as itself once they have all stopped.
+    """
+    gate = asyncio.Semaphore(concurrency)
+    results: list[Any] = [None] * len(items)
+
+    async def run(index: int, item: T) -> None:
+        async with gate:
+            results[index] = await func(item)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index, item in enumerate(items):
+                group.create_task(run(index, item))
+    except BaseExceptionGroup as group_error:
+        raise group_error.exceptions[0] from None
+    return results

@@ -1,0 +1,73 @@
+"""How the sync clients wait, bound time, hand work to threads and run many tasks.
+
+The same names as ``_io_async``; ``scripts/unasync.py`` turns
+``_async_client.py`` into ``_sync_client.py`` by swapping that module for
+this one, so the two drivers differ only here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+
+__all__ = ["api_transport", "check_http_client", "deadline_scope", "map_bounded", "new_client", "sleep", "to_thread"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+def sleep(seconds: float) -> None:
+    """Backoff sleep (a seam for tests of the retry table)."""
+    time.sleep(seconds)
+
+
+@contextlib.contextmanager
+def deadline_scope(seconds: float) -> Iterator[None]:
+    """Nothing to do: a blocked read is bounded by the per-attempt timeout, itself capped to the deadline."""
+    yield
+
+
+def to_thread(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Already on a thread of its own: call it."""
+    return func(*args, **kwargs)
+
+
+def api_transport() -> httpx.BaseTransport | None:
+    """httpx's own transport."""
+    return None
+
+
+def check_http_client(http_client: object) -> None:
+    if http_client is not None and not isinstance(http_client, httpx.Client):
+        raise TypeError("http_client must be an httpx.Client (use the Async* clients with httpx.AsyncClient)")
+
+
+def new_client(**kwargs: Any) -> httpx.Client:
+    return httpx.Client(**kwargs)
+
+
+def map_bounded(func: Callable[[T], R], items: Sequence[T], concurrency: int) -> list[R]:
+    """``func`` over ``items`` on ``concurrency`` threads, results in order.
+
+    The first failure (or a KeyboardInterrupt) stops the run: items not started
+    never start, and the exception is raised as itself once in-flight ones end.
+    """
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="callrec-bulk") as pool:
+        futures = [pool.submit(func, item) for item in items]
+        try:
+            wait(futures, return_when=FIRST_EXCEPTION)
+            for future in futures:
+                error = future.exception() if future.done() and not future.cancelled() else None
+                if error is not None:
+                    raise error
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        return [future.result() for future in futures]

@@ -1,0 +1,287 @@
+"""Writing a download to its temporary file on a background thread: the bytes, their sha256, fsync.
+
+The thread that reads the socket (or the event loop) hands each chunk to a :class:`FileSink`; the sink's
+own thread writes and hashes it. File writes and ``hashlib`` release the GIL, so reading the next chunk
+overlaps writing and hashing the last one. The sink also asks the kernel to start writing each few MiB
+to disk as they come (``sync_file_range``, Linux), so the final ``fsync`` has little left to wait for.
+
+Guarantees: the digest is of exactly the bytes written, in order; at most ``max_pending`` bytes (plus
+one chunk) wait in memory; a failure on the sink's thread is raised by the caller's next ``put``,
+``write``, ``wait_for_room`` or ``finish``; ``abort`` stops the thread and removes the file.
+
+Usage (sync)::
+
+    sink = FileSink(file, temp)
+    try:
+        for chunk in response.iter_raw():
+            sink.write(chunk)  # blocks only while max_pending bytes are waiting
+        size, sha256 = sink.finish()  # written, flushed and fsynced; the file stays open
+    except BaseException:
+        sink.abort()
+        raise
+
+Usage (async): ``sink.put(chunk)`` never blocks; when ``sink.full`` is true, ``await
+asyncio.to_thread(sink.wait_for_room)``, which returns once the queue is down to half, so the event loop
+hands off to a worker thread at most once per ``max_pending / 2`` bytes. ``await asyncio.to_thread(sink.finish)``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import os
+import threading
+from pathlib import Path
+from typing import IO, Final, Protocol
+
+__all__ = ["MAX_PENDING", "WRITEBACK_EVERY", "FileSink", "Hasher"]
+
+#: Bytes that may wait for the sink's thread before ``write`` blocks (plus the chunk being handed over).
+MAX_PENDING: Final = 8 << 20
+#: Start writeback to disk each time this many bytes have been written since the last start.
+WRITEBACK_EVERY: Final = 8 << 20
+#: Read-back size when seeding the hash from a partial file.
+_SEED_BLOCK = 1 << 20
+# Linux only, and absent from typeshed: looked up rather than imported.
+_sync_file_range = getattr(os, "sync_file_range", None)
+_SYNC_FILE_RANGE_WRITE: Final[int] = getattr(os, "SYNC_FILE_RANGE_WRITE", 2)
+
+
+class Hasher(Protocol):
+    """The part of a ``hashlib`` object the sink uses."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class _Op:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
+
+
+_RESTART: Final = _Op("restart")
+_FINISH: Final = _Op("finish")
+_SEED: Final = _Op("seed")
+
+
+class FileSink:
+    """Writes and hashes one download's bytes into ``file`` on a background thread.
+
+    Args:
+        file: open for writing, positioned where the next byte goes (its end).
+        path: the file's path, removed by :meth:`abort`.
+        written: bytes already in the file and already fed to ``sha256`` (a resume).
+        sha256: the hash of those bytes; a new ``hashlib.sha256()`` when None.
+        max_pending: bytes that may wait in memory before ``write`` blocks.
+        writeback_every: start writeback each time this many bytes are written (0: never).
+    """
+
+    def __init__(
+        self,
+        file: IO[bytes],
+        path: Path,
+        *,
+        written: int = 0,
+        sha256: Hasher | None = None,
+        max_pending: int = MAX_PENDING,
+        writeback_every: int = WRITEBACK_EVERY,
+    ) -> None:
+        if max_pending < 1:
+            raise ValueError("max_pending must be at least 1 byte")
+        self.file = file
+        self.path = path
+        self.max_pending = max_pending
+        self._writeback_every = writeback_every if _sync_file_range is not None else 0
+        self._hash: Hasher = sha256 if sha256 is not None else hashlib.sha256()
+        self._written = written  # bytes accepted by put(), as the caller counts them
+        self._position = written  # bytes the thread has written (its view)
+        self._synced_to = written  # start of the range not yet handed to writeback
+        self._cond = threading.Condition()
+        self._queue: collections.deque[bytes | _Op] = collections.deque()
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._closed = False  # no more put(): finishing, finished or aborted
+        self._stopping = False  # abort(): the thread drops everything and exits
+        self._digest: str | None = None
+        self._seed_size = 0
+        self._thread = threading.Thread(target=self._run, name="callrec-sink", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def resume(cls, path: Path, *, max_pending: int = MAX_PENDING, writeback_every: int = WRITEBACK_EVERY) -> FileSink:
+        """Continue a partial file: new bytes go after the existing ones, whose hash the thread reads back first.
+
+        ``written`` is known at once (the file's size), so the caller can ask for the rest right away.
+        """
+        file = path.open("r+b")
+        try:
+            size = file.seek(0, os.SEEK_END)
+            sink = cls(file, path, written=size, max_pending=max_pending, writeback_every=writeback_every)
+        except BaseException:
+            file.close()
+            raise
+        with sink._cond:  # nothing else is queued yet: the thread seeds before it writes
+            sink._seed_size = size
+            sink._queue.appendleft(_SEED)
+            sink._cond.notify_all()
+        return sink
+
+    # -- the caller's side ----------------------------------------------
+
+    @property
+    def written(self) -> int:
+        """Bytes in the file once the queue drains (including those present at a resume)."""
+        return self._written
+
+    @property
+    def pending(self) -> int:
+        """Bytes handed over but not yet written."""
+        return self._pending
+
+    @property
+    def full(self) -> bool:
+        """Whether a caller that must not block should wait for room (``wait_for_room``) before the next put."""
+        return self._pending > self.max_pending or self._error is not None
+
+    def put(self, chunk: bytes) -> None:
+        """Queue ``chunk`` without blocking; raise the thread's failure if it had one."""
+        with self._cond:
+            self._check_open()
+            if not chunk:
+                return
+            self._queue.append(chunk)
+            self._pending += len(chunk)
+            self._written += len(chunk)
+            self._cond.notify_all()
+
+    def write(self, chunk: bytes) -> None:
+        """Queue ``chunk``, then block while more than ``max_pending`` bytes wait."""
+        self.put(chunk)
+        if self._pending > self.max_pending:
+            self.wait_for_room()
+
+    def wait_for_room(self) -> None:
+        """Block until at most half of ``max_pending`` waits; raise the thread's failure if it had one."""
+        with self._cond:
+            while self._pending > self.max_pending // 2 and self._error is None and not self._stopping:
+                self._cond.wait()
+            self._check_open()
+
+    def restart(self) -> None:
+        """Start the file over: once the queued bytes are written, truncate it to zero and reset the hash."""
+        with self._cond:
+            self._check_open()
+            self._queue.append(_RESTART)
+            self._written = 0
+            self._cond.notify_all()
+
+    def finish(self) -> tuple[int, str]:
+        """Write everything queued, flush and fsync; return (size, sha256 hex digest). The file stays open."""
+        with self._cond:
+            self._check_open()
+            self._closed = True
+            self._queue.append(_FINISH)
+            self._cond.notify_all()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self._digest = self._hash.hexdigest()
+        return self._position, self._digest
+
+    def hexdigest(self) -> str:
+        """The sha256 of the file, once :meth:`finish` returned."""
+        if self._digest is None:
+            raise RuntimeError("the sink has not finished")
+        return self._digest
+
+    def abort(self) -> None:
+        """Stop the thread, drop what is queued, close and remove the file. Never raises; safe to repeat."""
+        with self._cond:
+            self._closed = self._stopping = True
+            self._queue.clear()
+            self._pending = 0
+            self._cond.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        with contextlib.suppress(OSError, ValueError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._closed:
+            raise RuntimeError("the sink is finished or aborted")
+
+    # -- the sink's thread ----------------------------------------------
+
+    def _run(self) -> None:
+        done = 0
+        try:
+            while True:
+                with self._cond:
+                    self._pending -= done
+                    if self._pending <= self.max_pending // 2:
+                        self._cond.notify_all()
+                    while not self._queue and not self._stopping:
+                        self._cond.wait()
+                    if self._stopping:
+                        return
+                    item = self._queue.popleft()
+                if isinstance(item, bytes):
+                    self._write(item)
+                    done = len(item)
+                    continue
+                done = 0
+                if item is _FINISH:
+                    return
+                if item is _RESTART:
+                    self.file.seek(0)
+                    self.file.truncate()
+                    self._hash = hashlib.sha256()
+                    self._position = self._synced_to = 0
+                elif item is _SEED:
+                    self._seed()
+        except BaseException as exc:  # surfaced by the caller's next call, never swallowed
+            with self._cond:
+                self._error = exc
+                self._queue.clear()
+                self._pending = 0
+                self._cond.notify_all()
+
+    def _write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self._hash.update(chunk)
+        self._position += len(chunk)
+        if self._writeback_every and self._position - self._synced_to >= self._writeback_every:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Have the kernel start writing the bytes since the last call to disk, without waiting for them."""
+        assert _sync_file_range is not None
+        self.file.flush()
+        try:
+            _sync_file_range(
+                self.file.fileno(), self._synced_to, self._position - self._synced_to, _SYNC_FILE_RANGE_WRITE
+            )
+        except OSError:
+            self._writeback_every = 0  # unsupported here (some filesystems); fsync still does the job
+        self._synced_to = self._position
+
+    def _seed(self) -> None:
+        """Hash the bytes a resumed file already holds, reading them back."""
+        offset, fd = 0, self.file.fileno()
+        while offset < self._seed_size:
+            block = os.pread(fd, min(_SEED_BLOCK, self._seed_size - offset), offset)
+            if not block:
+                raise OSError(f"{self.path} shrank while its hash was being seeded")
+            self._hash.update(block)
+            offset += len(block)

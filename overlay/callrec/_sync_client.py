@@ -1,0 +1,179 @@
+# Generated from _async_client.py by scripts/unasync.py. Do not edit: edit the async source and run it.
+"""The sync driver: moves bytes and sleeps for the engine and the transfer policy.
+
+Written from ``_async_client.py`` by ``scripts/unasync.py``; see ``_client.py`` for why.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Self
+
+import httpx
+
+from . import _io_sync as _io
+from ._base import BaseClient
+from ._bulk import ITEM_ERRORS, BulkItem, Manifest, already_done, check_folder, report, settle, unique_ids
+from ._config import ClientConfig
+from ._download import Action, DownloadResult, ProgressCallback, Transfer, commit, discard, open_temp
+from ._errors import CallrecError
+from ._link import Link
+from ._signed_url import SignedUrl
+from ._storage import Storage, storage_client_kwargs
+from ._validate import check_count, check_margin, check_recording_id
+
+__all__ = ["SyncClientBase"]
+
+
+class SyncClientBase(BaseClient):
+    """The I/O of the async clients; every decision is the engine's."""
+
+    _http: httpx.Client
+    _storage: Storage[httpx.Client]
+
+    def _init(self, config: ClientConfig, http_client: httpx.Client | None) -> None:
+        _io.check_http_client(http_client)
+        http = http_client or _io.new_client(
+            timeout=config.timeout, follow_redirects=False, transport=_io.api_transport()
+        )
+        storage = Storage(lambda: _io.new_client(**storage_client_kwargs(self.timeout)), type(self).__name__)
+        self._setup(config, http, owns_http=http_client is None, storage=storage, owns_storage=True)
+
+    def _recording_url(self, recording_id: str, leg: str | None, deadline: float | None = None) -> SignedUrl:
+        call = self._api_call(recording_id, leg, deadline)
+        while True:
+            request = call.next_request(self._http.build_request)
+            step: SignedUrl | float
+            try:
+                with _io.deadline_scope(call.remaining()):
+                    response = self._http.send(request, stream=True, follow_redirects=False)
+                    try:
+                        for chunk in response.iter_bytes():
+                            call.on_chunk(response, chunk)
+                    except httpx.DecodingError:
+                        call.on_undecodable_body()
+                    finally:
+                        response.close()
+            except TimeoutError:
+                call.deadline_passed()
+            except httpx.TransportError as exc:
+                step = call.on_transport_error(exc)
+            else:
+                step = call.on_response(response)
+            if isinstance(step, SignedUrl):
+                return step
+            _io.sleep(step)
+
+    def _transfer_once(self, transfer: Transfer, url: str) -> Action:
+        try:
+            with self._storage.get().stream(
+                "GET", url, headers=transfer.request_headers(), timeout=transfer.timeout(self.timeout)
+            ) as response:
+                if transfer.on_response(response) is Action.ERROR:
+                    body = b""
+                    for chunk in response.iter_raw():
+                        body += chunk
+                        if transfer.error_body_complete(body):
+                            break
+                    return transfer.on_error_body(response, body)
+                for chunk in response.iter_raw():
+                    transfer.on_chunk(chunk)
+                return transfer.on_body_end()
+        except httpx.TransportError as exc:
+            return transfer.on_transport_error(exc)
+
+    def _download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        leg: str | None,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+        deadline: float | None,
+    ) -> DownloadResult:
+        target, deadline_at = self._plan_download(recording_id, dest, leg, overwrite, deadline)
+        signed = self._recording_url(recording_id, leg)
+        file, temp = open_temp(target.folder, target.stem)
+        try:
+            transfer = Transfer(file, progress=progress, deadline=deadline_at)
+            action = Action.STREAM
+            while action is not Action.DONE:
+                if action is Action.RETRY:
+                    _io.sleep(transfer.take_delay())
+                if action is Action.REFRESH or transfer.url_is_stale(signed):
+                    signed = self._refresh_url(transfer, recording_id, leg)
+                try:
+                    with _io.deadline_scope(transfer.remaining()):
+                        action = self._transfer_once(transfer, signed.url)
+                except TimeoutError:
+                    transfer.deadline_passed()
+            final = target.final_path(transfer.content_type, transfer.head)
+            _io.to_thread(commit, file, temp, final, overwrite=overwrite, replaces=target.others(final))
+        except BaseException:
+            discard(file, temp)
+            raise
+        return transfer.result(final)
+
+    def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
+        try:
+            return self._recording_url(recording_id, leg, deadline=transfer.remaining())
+        except CallrecError as exc:
+            transfer.on_refresh_error(exc)
+
+    def _download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        leg: str | None,
+        concurrency: int,
+        overwrite: bool,
+        on_item: Callable[[BulkItem], None] | None,
+    ) -> list[BulkItem]:
+        check_count("concurrency", concurrency, minimum=1)
+        folder = check_folder(dest_dir)
+        todo = unique_ids(ids)
+        manifest = Manifest(folder)
+
+        def one(rid: str) -> BulkItem:
+            skipped = already_done(manifest, rid, leg, overwrite)
+            if skipped is not None:
+                return report(skipped, on_item)
+            attempt, item = 0, None
+            while item is None:
+                attempt += 1
+                outcome: DownloadResult | Exception
+                try:
+                    outcome = self._download(rid, folder, leg, overwrite, None, None)
+                except ITEM_ERRORS as exc:
+                    outcome = exc
+                item = settle(rid, leg, attempt, outcome)
+            _io.to_thread(manifest.record, item)
+            return report(item, on_item)
+
+        return _io.map_bounded(one, todo, concurrency)
+
+    def _link(self, recording_id: str, leg: str | None, margin: object) -> Link:
+        seconds = check_margin(margin)
+        recording_id = check_recording_id(recording_id)  # now, before any request
+        label = ":".join(p for p in (self._vendor.name, recording_id, leg) if p)
+        return Link(lambda: self._recording_url(recording_id, leg), margin=seconds, label=label)
+
+    def close(self) -> None:
+        """Close the connection pools this client owns (a given ``http_client`` stays open: it is yours).
+
+        ``generated`` shares the API pool; ``with_options()`` copies borrow both pools and close nothing.
+        """
+        self._generated = None
+        if self._owns_storage:
+            storage = self._storage.detach()
+            if storage is not None:
+                storage.close()
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
