@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-__all__ = ["install_log_redaction", "redact_text", "redact_url"]
+__all__ = ["install_log_redaction", "redact_text", "redact_url", "scrub_exception"]
 
 _URL_IN_TEXT = re.compile(r"(https?://[^\s\"'<>?#]+)\?[^\s\"'<>#]*")
 
@@ -31,6 +31,23 @@ def redact_url(url: str | httpx.URL) -> str:
     if parsed.userinfo:
         text = text.replace("://", "://<redacted>@", 1)
     return text + ("?<redacted>" if parsed.query else "")
+
+
+def scrub_exception(exc: BaseException) -> BaseException:
+    """The same exception, its request (and text) no longer showing a signed URL's query string.
+
+    Storage failures are chained to callrec's DownloadError so the cause stays
+    visible; httpx exceptions carry the request, whose URL is the signed URL.
+    """
+    if isinstance(exc, httpx.RequestError):
+        try:
+            request = exc.request
+        except RuntimeError:  # no request attached
+            request = None
+        if request is not None:
+            exc.request = httpx.Request(request.method, redact_url(request.url))
+    exc.args = tuple(redact_text(a) if isinstance(a, str) else a for a in exc.args)
+    return exc
 
 
 def redact_text(text: str) -> str:
