@@ -98,7 +98,9 @@ class AsyncClientBase(BaseClient):
         signed = await self._recording_url(recording_id, leg)
         file, temp = open_temp(target.folder, target.stem)
         try:
-            transfer = Transfer(file, progress=progress, deadline=deadline_at)
+            transfer = Transfer(
+                file, progress=progress, deadline=deadline_at, max_retries=self.max_retries, stopped=_io.stopped
+            )
             action = Action.STREAM
             while action is not Action.DONE:
                 if action is Action.RETRY:
@@ -135,25 +137,28 @@ class AsyncClientBase(BaseClient):
         check_count("concurrency", concurrency, minimum=1)
         folder = check_folder(dest_dir)
         todo = unique_ids(ids)
-        manifest = Manifest(folder)
 
         async def one(rid: str) -> BulkItem:
             skipped = already_done(manifest, rid, leg, overwrite)
             if skipped is not None:
                 return report(skipped, on_item)
-            attempt, item = 0, None
-            while item is None:
+            attempt = 0
+            while True:
                 attempt += 1
                 outcome: DownloadResult | Exception
                 try:
                     outcome = await self._download(rid, folder, leg, overwrite, None, None)
                 except ITEM_ERRORS as exc:
                     outcome = exc
-                item = settle(rid, leg, attempt, outcome)
-            await _io.to_thread(manifest.record, item)
-            return report(item, on_item)
+                step = settle(rid, leg, attempt, outcome, self.max_retries)
+                if isinstance(step, BulkItem):
+                    break
+                await _io.sleep(step)
+            await _io.to_thread(manifest.record, step)
+            return report(step, on_item)
 
-        return await _io.map_bounded(one, todo, concurrency)
+        with Manifest.open(folder) as manifest:
+            return await _io.map_bounded(one, todo, concurrency)
 
     def _link(self, recording_id: str, leg: str | None, margin: object) -> AsyncLink:
         seconds = check_margin(margin)

@@ -2,24 +2,26 @@
 
 The manifest (``manifest.jsonl`` in the folder) gets one line per finished
 item. A file only ever appears complete (downloads are renamed into place), so
-on a rerun an item whose last "downloaded" line names a file of the recorded
-size is skipped.
+on a rerun an item whose last success names a file of the recorded size is
+skipped. A run holds an advisory lock on the manifest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import attrs
 
 from ._download import DownloadResult
-from ._errors import APIConnectionError, CallrecError, InternalServerError, RateLimitError
+from ._errors import CallrecError, DownloadError, ExportLockedError
+from ._retry import retry_delay
 from ._validate import check_recording_id
 
 __all__ = ["ITEM_ERRORS", "BulkItem", "Manifest", "already_done", "check_folder", "settle", "unique_ids"]
@@ -45,8 +47,8 @@ class BulkItem:
 
 
 def is_item_retryable(error: Exception) -> bool:
-    """Transient failures worth another try of the whole item (connection, 5xx, 429)."""
-    return isinstance(error, (APIConnectionError, InternalServerError, RateLimitError))
+    """A download that failed transiently after its URL was minted (see ``settle``)."""
+    return isinstance(error, DownloadError) and error.transient
 
 
 def unique_ids(ids: Iterable[str]) -> list[str]:
@@ -60,24 +62,44 @@ def unique_ids(ids: Iterable[str]) -> list[str]:
 
 
 class Manifest:
-    """Append-only JSON-lines record of finished items (thread-safe)."""
+    """Append-only JSON-lines record of finished items, locked for the length of a run.
 
-    def __init__(self, folder: Path) -> None:
+    Paths are stored relative to the folder that holds the manifest, so an entry
+    is valid whatever the current directory of a later run. A "failed" line never
+    erases an earlier success: what counts is the last success whose file is still
+    there at its recorded size.
+
+    Usage: ``with Manifest.open(folder) as manifest: ...``
+    """
+
+    def __init__(self, folder: Path, handle: IO[str]) -> None:
+        self.folder = folder
         self.path = folder / MANIFEST_NAME
+        self._fh = handle
         self._lock = threading.Lock()
         self._done: dict[tuple[str, str | None], dict[str, Any]] = {}
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a line cut by a crash mid-write
-                if isinstance(entry, dict) and isinstance(entry.get("recording_id"), str):
-                    key = (entry["recording_id"], entry.get("leg"))
-                    if entry.get("status") in ("downloaded", "skipped"):
-                        self._done[key] = entry
-                    else:
-                        self._done.pop(key, None)
+        handle.seek(0)
+        for line in handle.read().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash mid-write
+            if (
+                isinstance(entry, dict)
+                and isinstance(entry.get("recording_id"), str)
+                and entry.get("status") in ("downloaded", "skipped")
+                and "path" in entry
+            ):
+                self._done[(entry["recording_id"], entry.get("leg"))] = entry
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, folder: Path) -> Iterator[Manifest]:
+        """The folder's manifest, with an advisory lock held until the block ends (POSIX)."""
+        path = folder / MANIFEST_NAME
+        with path.open("a+", encoding="utf-8") as handle:
+            _lock(handle, folder)
+            yield cls(folder, handle)
 
     def completed(self, recording_id: str, leg: str | None) -> DownloadResult | None:
         """The earlier result if that item's file is still there at its recorded size."""
@@ -85,18 +107,23 @@ class Manifest:
         if entry is None:
             return None
         try:
-            path = Path(entry["path"])
             size = int(entry["bytes"])
-            if path.is_file() and path.stat().st_size == size:
-                return DownloadResult(
-                    path=path,
-                    bytes=size,
-                    content_type=entry.get("content_type"),
-                    sha256=str(entry.get("sha256", "")),
-                    url_refreshes=0,
-                )
-        except (KeyError, TypeError, ValueError, OSError):
+            stored = Path(entry["path"])
+        except (KeyError, TypeError, ValueError):
             return None
+        # Relative to the manifest's folder; older manifests held absolute or cwd-relative paths.
+        for path in (self.folder / stored, self.folder / stored.name):
+            try:
+                if path.is_file() and path.stat().st_size == size:
+                    return DownloadResult(
+                        path=path,
+                        bytes=size,
+                        content_type=entry.get("content_type"),
+                        sha256=str(entry.get("sha256", "")),
+                        url_refreshes=0,
+                    )
+            except OSError:
+                continue
         return None
 
     def record(self, item: BulkItem) -> None:
@@ -109,7 +136,7 @@ class Manifest:
         }
         if item.result is not None:
             entry.update(
-                path=str(item.result.path),
+                path=Path(os.path.relpath(item.result.path, self.folder)).as_posix(),
                 bytes=item.result.bytes,
                 sha256=item.result.sha256,
                 content_type=item.result.content_type,
@@ -118,21 +145,37 @@ class Manifest:
         if item.error is not None:
             entry.update(error=type(item.error).__name__, message=str(item.error))
         line = json.dumps(entry, ensure_ascii=False) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            if item.status != "failed":
+                self._done[(item.recording_id, item.leg)] = entry
+
+
+def _lock(handle: IO[str], folder: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock (documented)
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ExportLockedError(
+            f"another download_many run is exporting into {folder} (it holds {MANIFEST_NAME}); "
+            "wait for it to finish or use another folder"
+        ) from None
 
 
 def check_folder(dest_dir: str | os.PathLike[str]) -> Path:
+    """The destination folder, created (with its parents) if missing, as wget -P and rclone do."""
     folder = Path(dest_dir).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"destination folder does not exist: {folder}")
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"destination is not a folder: {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-#: Tries of one whole item (each download also resumes internally).
-ITEM_ATTEMPTS = 3
 #: Per-item failures that are reported in the results rather than raised.
 ITEM_ERRORS: tuple[type[Exception], ...] = (CallrecError, OSError)
 
@@ -143,12 +186,28 @@ def already_done(manifest: Manifest, recording_id: str, leg: str | None, overwri
     return None if done is None else BulkItem(recording_id=recording_id, leg=leg, status="skipped", result=done)
 
 
-def settle(recording_id: str, leg: str | None, attempt: int, outcome: DownloadResult | Exception) -> BulkItem | None:
-    """The item's final state after ``attempt`` tries, or None to try the whole item again."""
+#: Extra tries of a whole item, on top of every request's own retries (see ``settle``).
+ITEM_RETRIES = 1
+
+
+def settle(
+    recording_id: str, leg: str | None, attempt: int, outcome: DownloadResult | Exception, max_retries: int
+) -> BulkItem | float:
+    """The item's final state after ``attempt`` tries, or the seconds to wait before trying it again.
+
+    Every request of a bulk run already follows the client's retry policy
+    (``max_retries``, backoff, ``Retry-After``), API calls and storage requests
+    alike, so an API error that reaches here is final. The whole item is tried
+    again, once, only for what that policy cannot see: a download that kept
+    failing transiently after its URL was minted (a fresh URL may reach a healthy
+    storage node). Never with ``max_retries=0``; after the delay the storage host
+    asked for, else the client's backoff.
+    """
     if isinstance(outcome, DownloadResult):
         return BulkItem(recording_id=recording_id, leg=leg, status="downloaded", result=outcome, attempts=attempt)
-    if attempt < ITEM_ATTEMPTS and is_item_retryable(outcome):
-        return None
+    if max_retries > 0 and attempt <= ITEM_RETRIES and is_item_retryable(outcome):
+        assert isinstance(outcome, DownloadError)
+        return outcome.retry_after if outcome.retry_after is not None else retry_delay(attempt - 1, None)
     return BulkItem(recording_id=recording_id, leg=leg, status="failed", error=outcome, attempts=attempt)
 
 

@@ -424,7 +424,7 @@ def _item_json(item: BulkItem) -> dict[str, Any]:
 
 _ids_argument = click.argument("ids_file", type=click.File("r", encoding="utf-8"))
 _dir_option = click.option(
-    "-d", "--dir", "dest_dir", required=True, metavar="DIR", help="Existing folder to download into."
+    "-d", "--dir", "dest_dir", required=True, metavar="DIR", help="Folder to download into (created if missing)."
 )
 _concurrency_option = click.option(
     "--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="Downloads at a time."

@@ -29,7 +29,7 @@ import httpx
 from ._audio import EXTENSIONS, SNIFF_BYTES, extension_for, looks_like_audio
 from ._config import bounded
 from ._errors import CallrecError, DownloadError
-from ._redact import redact_url
+from ._redact import redact_url, scrub_exception
 from ._retry import retry_delay
 from ._signed_url import SignedUrl
 
@@ -41,8 +41,6 @@ ProgressCallback = Callable[[int, "int | None"], None]
 CHUNK_SIZE = 256 * 1024
 #: Fresh URLs minted for one download before giving up.
 MAX_URL_REFRESHES = 3
-#: Retries of the storage request after transient failures (resets, 5xx, cut bodies).
-MAX_STORAGE_RETRIES = 4
 #: Default wall-clock bound on one whole download.
 DEFAULT_DOWNLOAD_DEADLINE = 3600.0
 #: A URL with less than this left is re-minted before the storage request.
@@ -113,19 +111,28 @@ class Destination:
 
 
 def plan_destination(dest: str | os.PathLike[str], provider: str, recording_id: str, leg: str | None) -> Destination:
-    """Resolve ``dest`` (a file path, or an existing folder / a path ending in a separator)."""
+    """Resolve ``dest``: a file path (its folder must exist), or a folder (existing, or ending in a separator)."""
     raw = os.fspath(dest)
     if not raw:
         raise ValueError("dest must not be empty")
     path = Path(raw).expanduser()
     stem = "-".join(p for p in (provider, safe_name(recording_id), leg) if p)
     if path.is_dir() or raw.endswith((os.sep, "/")):
-        if not path.is_dir():
-            raise FileNotFoundError(f"destination folder does not exist: {path}")
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"destination is not a folder: {path}")
+        path.mkdir(parents=True, exist_ok=True)  # a trailing separator means a folder, created as wget -P does
         return Destination(folder=path, fixed=None, stem=stem)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"destination folder does not exist: {path.parent}")
     return Destination(folder=path.parent, fixed=path, stem=stem)
+
+
+class Stopped(Exception):  # not an error of its own: the run it belongs to is ending
+    """The bulk run this download belongs to is stopping (another item failed, or Ctrl-C).
+
+    Deliberately neither a CallrecError nor an OSError, so no per-item handler records
+    it as an item's failure: it ends the worker, and the run raises the original error.
+    """
 
 
 class Action(enum.Enum):
@@ -161,9 +168,11 @@ class Transfer:
         progress: ProgressCallback | None,
         deadline: float,
         max_refreshes: int = MAX_URL_REFRESHES,
-        max_retries: int = MAX_STORAGE_RETRIES,
+        max_retries: int,
+        stopped: Callable[[], bool] = lambda: False,
     ) -> None:
         self.file = file
+        self.stopped = stopped
         self.progress = progress
         self.deadline = deadline
         self.max_refreshes = max_refreshes
@@ -277,6 +286,8 @@ class Transfer:
         """Write one chunk, sniffing the first bytes and checking the deadline."""
         if not chunk:
             return
+        if self.stopped():
+            raise Stopped
         if self.offset < SNIFF_BYTES:
             self.head = (self.head + chunk)[:SNIFF_BYTES]
             if len(self.head) >= min(SNIFF_BYTES, self.total or SNIFF_BYTES) and not looks_like_audio(self.head):
@@ -301,7 +312,7 @@ class Transfer:
 
     def on_transport_error(self, exc: Exception) -> Action:
         """A reset, timeout or a body shorter than its Content-Length: resume from where we are."""
-        self._last_error = exc
+        self._last_error = scrub_exception(exc)
         return self._retry(DownloadError(f"the transfer broke at byte {self.offset} ({type(exc).__name__})"))
 
     def on_refresh_error(self, exc: CallrecError) -> NoReturn:
@@ -320,6 +331,8 @@ class Transfer:
 
     def _retry(self, error: DownloadError) -> Action:
         if self.retries >= self.max_retries:
+            error.transient = True
+            error.retry_after = self.delay or None  # a Retry-After the storage host sent, for download_many
             raise error from self._last_error
         self.retries += 1
         self.delay = self.delay or retry_delay(self.retries - 1, None)

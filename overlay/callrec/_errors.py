@@ -17,7 +17,8 @@
      │         └── ServiceUnavailableError  503
      ├── RecordingUnavailableError      the API answered but gave no usable URL
      ├── UnexpectedResponseError        a 2xx not shaped as the spec says, non-JSON, or a 3xx
-     └── DownloadError                  the recording could not be downloaded intact
+     ├── DownloadError                  the recording could not be downloaded intact
+     └── ExportLockedError              another download_many run is exporting into the same folder
 
 Messages never contain credentials or signed-URL query strings.
 """
@@ -36,6 +37,7 @@ __all__ = [
     "BadRequestError",
     "CallrecError",
     "DownloadError",
+    "ExportLockedError",
     "InternalServerError",
     "MissingCredentialsError",
     "NotFoundError",
@@ -167,7 +169,23 @@ class UnexpectedResponseError(CallrecError):
 
 
 class DownloadError(CallrecError):
-    """The recording could not be downloaded intact; nothing was written."""
+    """The recording could not be downloaded intact; nothing was written.
+
+    Attributes:
+        transient: True when the storage host kept failing in a way that may pass
+            (5xx, resets, cut bodies) after the client's retries ran out;
+            ``download_many`` tries such an item once more with a fresh URL.
+        retry_after: the delay the storage host asked for with its last answer, if any.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after: float | None = None
+
+
+class ExportLockedError(CallrecError):
+    """Another ``download_many`` run holds the folder's manifest; two runs would interleave it."""
 
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {

@@ -16,7 +16,16 @@ import httpx
 
 from ._transport import async_transport
 
-__all__ = ["api_transport", "check_http_client", "deadline_scope", "map_bounded", "new_client", "sleep", "to_thread"]
+__all__ = [
+    "api_transport",
+    "check_http_client",
+    "deadline_scope",
+    "map_bounded",
+    "new_client",
+    "sleep",
+    "stopped",
+    "to_thread",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,6 +57,11 @@ def api_transport() -> httpx.AsyncBaseTransport | None:
 def check_http_client(http_client: object) -> None:
     if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
         raise TypeError("http_client must be an httpx.AsyncClient (use the sync clients with httpx.Client)")
+
+
+def stopped() -> bool:
+    """Asyncio stops a task by cancelling it at its next await: nothing to poll."""
+    return False
 
 
 def new_client(**kwargs: Any) -> httpx.AsyncClient:

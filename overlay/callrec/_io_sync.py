@@ -8,6 +8,7 @@ this one, so the two drivers differ only here.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -15,7 +16,18 @@ from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
-__all__ = ["api_transport", "check_http_client", "deadline_scope", "map_bounded", "new_client", "sleep", "to_thread"]
+from ._download import Stopped
+
+__all__ = [
+    "api_transport",
+    "check_http_client",
+    "deadline_scope",
+    "map_bounded",
+    "new_client",
+    "sleep",
+    "stopped",
+    "to_thread",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,21 +64,43 @@ def new_client(**kwargs: Any) -> httpx.Client:
     return httpx.Client(**kwargs)
 
 
+_worker = threading.local()
+
+
+def stopped() -> bool:
+    """True in a map_bounded() worker once its run is stopping: a download then ends at its next chunk."""
+    event: threading.Event | None = getattr(_worker, "stop", None)
+    return event is not None and event.is_set()
+
+
 def map_bounded(func: Callable[[T], R], items: Sequence[T], concurrency: int) -> list[R]:
     """``func`` over ``items`` on ``concurrency`` threads, results in order.
 
     The first failure (or a KeyboardInterrupt) stops the run: items not started
-    never start, and the exception is raised as itself once in-flight ones end.
+    never start, in-flight ones stop at their next chunk (``stopped()``), and the
+    exception is raised as itself once they have all ended.
     """
+    stop = threading.Event()
+
+    def run(item: T) -> R:
+        if stop.is_set():
+            raise Stopped
+        _worker.stop = stop
+        try:
+            return func(item)
+        finally:
+            _worker.stop = None
+
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="callrec-bulk") as pool:
-        futures = [pool.submit(func, item) for item in items]
+        futures = [pool.submit(run, item) for item in items]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
             for future in futures:
                 error = future.exception() if future.done() and not future.cancelled() else None
-                if error is not None:
+                if error is not None and not isinstance(error, Stopped):
                     raise error
         except BaseException:
+            stop.set()
             for future in futures:
                 future.cancel()
             raise

@@ -96,7 +96,9 @@ class SyncClientBase(BaseClient):
         signed = self._recording_url(recording_id, leg)
         file, temp = open_temp(target.folder, target.stem)
         try:
-            transfer = Transfer(file, progress=progress, deadline=deadline_at)
+            transfer = Transfer(
+                file, progress=progress, deadline=deadline_at, max_retries=self.max_retries, stopped=_io.stopped
+            )
             action = Action.STREAM
             while action is not Action.DONE:
                 if action is Action.RETRY:
@@ -133,25 +135,28 @@ class SyncClientBase(BaseClient):
         check_count("concurrency", concurrency, minimum=1)
         folder = check_folder(dest_dir)
         todo = unique_ids(ids)
-        manifest = Manifest(folder)
 
         def one(rid: str) -> BulkItem:
             skipped = already_done(manifest, rid, leg, overwrite)
             if skipped is not None:
                 return report(skipped, on_item)
-            attempt, item = 0, None
-            while item is None:
+            attempt = 0
+            while True:
                 attempt += 1
                 outcome: DownloadResult | Exception
                 try:
                     outcome = self._download(rid, folder, leg, overwrite, None, None)
                 except ITEM_ERRORS as exc:
                     outcome = exc
-                item = settle(rid, leg, attempt, outcome)
-            _io.to_thread(manifest.record, item)
-            return report(item, on_item)
+                step = settle(rid, leg, attempt, outcome, self.max_retries)
+                if isinstance(step, BulkItem):
+                    break
+                _io.sleep(step)
+            _io.to_thread(manifest.record, step)
+            return report(step, on_item)
 
-        return _io.map_bounded(one, todo, concurrency)
+        with Manifest.open(folder) as manifest:
+            return _io.map_bounded(one, todo, concurrency)
 
     def _link(self, recording_id: str, leg: str | None, margin: object) -> Link:
         seconds = check_margin(margin)

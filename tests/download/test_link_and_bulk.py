@@ -87,26 +87,28 @@ async def test_download_many_continues_past_failures_and_rerun_skips_done(fake: 
     ids = [f"r{i}" for i in range(6)]
     for rid in ids[:5]:
         fake.add_recording("siro", rid)
-    # r0's first item attempt exhausts the client's 3 tries; the item is retried as a whole.
+    # r0 gets the client's 3 tries (max_retries=2) and no more: an API error is final for the item.
     fake.siro.queue(faults.Status(503), faults.Status(503), faults.Status(503))
     async with asiro(fake) as client:
         results = await client.download_many([*ids, "r1", ""], tmp_path, concurrency=1)
     assert [r.recording_id for r in results] == ids
     by_id = {r.recording_id: r for r in results}
-    assert [by_id[i].status for i in ids] == ["downloaded"] * 5 + ["failed"]
+    assert [by_id[i].status for i in ids] == ["failed"] + ["downloaded"] * 4 + ["failed"]
+    assert isinstance(by_id["r0"].error, callrec.ServiceUnavailableError)
     assert isinstance(by_id["r5"].error, callrec.NotFoundError)
-    assert by_id["r0"].attempts == 2
+    assert by_id["r0"].attempts == 1
+    assert [r.path for r in fake.requests_to("siro")].count("/v1/core/recordings/r0/signedUrl") == 3
     lines = manifest(tmp_path)
     assert sorted((e["recording_id"], e["status"]) for e in lines) == sorted(
-        [(i, "downloaded") for i in ids[:5]] + [("r5", "failed")]
+        [(i, "downloaded") for i in ids[1:5]] + [("r0", "failed"), ("r5", "failed")]
     )
-    # The failed one becomes available; a rerun downloads only it and skips the rest.
+    # The failed ones become available; a rerun downloads only them and skips the rest.
     fake.add_recording("siro", "r5")
     fake.clear_requests()
     async with asiro(fake) as client:
         again = await client.download_many(ids, tmp_path)
-    assert [r.status for r in again] == ["skipped"] * 5 + ["downloaded"]
-    assert len(fake.requests_to("storage")) == 1
+    assert [r.status for r in again] == ["downloaded"] + ["skipped"] * 4 + ["downloaded"]
+    assert len(fake.requests_to("storage")) == 2
 
 
 def test_sync_download_many_interrupted_job_rerun(fake: FakeServer, tmp_path: Path) -> None:
@@ -145,8 +147,9 @@ def test_download_many_rejects_bad_input_before_any_request(fake: FakeServer, tm
             client.download_many(["c1"], tmp_path, concurrency=0)
         with pytest.raises(ValueError, match="recording_id"):
             client.download_many(["c1", ".."], tmp_path)
-        with pytest.raises(FileNotFoundError):
-            client.download_many(["c1"], tmp_path / "nope")
+        (tmp_path / "a-file").write_bytes(b"")
+        with pytest.raises(NotADirectoryError, match="not a folder"):
+            client.download_many(["c1"], tmp_path / "a-file")
     assert fake.requests == []
 
 

@@ -6,8 +6,8 @@ means the call succeeded (a SignedUrl; a byte-identical file) and the route's
 origin received exactly N requests; ``Raises(E, attempts=N)`` means exactly
 ``E`` (not a subclass) after N requests. ``url_refreshes`` counts the extra
 URLs a download had to mint from the API. Faults are queued for one request
-each unless the row says ``always``. Client retries: 2 (3 API attempts);
-storage retries: 4 (5 attempts); URL refreshes: 3.
+each unless the row says ``always``. Client retries: 2, for the API and the
+storage host alike (3 attempts each: one retry policy); URL refreshes: 3.
 
 One FakeServer serves the whole module (reset between rows). Everything each
 row produced (requests received, logs at DEBUG, exception and result texts)
@@ -198,7 +198,7 @@ MATRIX: list[Row] = [
     storage("502", Status(502), expect=Recovered(attempts=2)),
     storage("504", Status(504), expect=Recovered(attempts=2)),
     storage("503 setting a cookie", Status(503, headers={"Set-Cookie": COOKIE}), expect=Recovered(attempts=2)),
-    storage("persistent 503", Status(503), always=True, expect=Raises(DownloadError, attempts=5)),
+    storage("persistent 503", Status(503), always=True, expect=Raises(DownloadError, attempts=3)),
     storage("400", Status(400), expect=Raises(DownloadError, attempts=1)),
     storage("403 AccessDenied (not expiry)", Status(403), expect=Raises(DownloadError, attempts=1)),
     storage("403 SignatureDoesNotMatch: no refresh", SIGNATURE_MISMATCH, expect=Raises(DownloadError, attempts=1)),
@@ -211,7 +211,7 @@ MATRIX: list[Row] = [
         StallBeforeHeaders(1.0),
         always=True,
         timeout=SHORT,
-        expect=Raises(DownloadError, attempts=5),
+        expect=Raises(DownloadError, attempts=3),
     ),
     storage("trickle within the deadline", Trickle(chunk_size=65536, interval=0.001), expect=Recovered(attempts=1)),
     storage(
@@ -225,7 +225,7 @@ MATRIX: list[Row] = [
     storage("short body: resumed with Range", ShortBody(missing=1000), expect=Recovered(attempts=2)),
     storage("reset before any byte", Reset(), expect=Recovered(attempts=2)),
     storage("reset mid-body: resumed with Range", Reset(after_bytes=100_000), expect=Recovered(attempts=2)),
-    storage("reset, always", Reset(), always=True, expect=Raises(DownloadError, attempts=5)),
+    storage("reset, always", Reset(), always=True, expect=Raises(DownloadError, attempts=3)),
     storage("Range ignored", IgnoreRange(), expect=Recovered(attempts=1)),
     storage(
         "short body, then Range ignored on resume", ShortBody(missing=1000), IgnoreRange(), expect=Recovered(attempts=2)
@@ -250,7 +250,7 @@ MATRIX: list[Row] = [
         "garbage bytes with 200", Garbage(b"<html>not audio</html>" * 10), expect=Raises(DownloadError, attempts=1)
     ),
     storage("HTML proxy 502, once", HtmlProxyError(502), expect=Recovered(attempts=2)),
-    storage("HTML proxy 502, always", HtmlProxyError(502), always=True, expect=Raises(DownloadError, attempts=5)),
+    storage("HTML proxy 502, always", HtmlProxyError(502), always=True, expect=Raises(DownloadError, attempts=3)),
     storage("302 to elsewhere", RedirectTo("elsewhere"), expect=Raises(DownloadError, attempts=1)),
     storage("307 to elsewhere", RedirectTo("elsewhere", 307), expect=Raises(DownloadError, attempts=1)),
 ]
