@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -33,7 +33,10 @@ def redact_url(url: str | httpx.URL) -> str:
     return text + ("?<redacted>" if parsed.query else "")
 
 
-def scrub_exception(exc: BaseException) -> BaseException:
+E = TypeVar("E", bound=BaseException)
+
+
+def scrub_exception(exc: E) -> E:
     """The same exception, its request (and text) no longer showing a signed URL's query string.
 
     Storage failures are chained to callrec's DownloadError so the cause stays
