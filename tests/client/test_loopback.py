@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from callrec._transport import AiohttpTransport
 from callrec.testing import FakeServer, faults
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy")
 ODD_IDS = ["a/b", "../x", "?q=1", "%2F", "#h", "sp ace", "ünï", "...", "a;b=c", "x+y"]
 
 Flavour: TypeAlias = Literal["sync", "async/aiohttp", "async/httpx"]
@@ -36,6 +38,8 @@ def fake() -> Iterator[FakeServer]:
 @pytest.fixture(params=["sync", "async/aiohttp", "async/httpx"])
 def flavour(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Flavour:
     """Which client and transport the test drives; "async/httpx" is an install without aiohttp."""
+    for name in [n for n in os.environ if n.lower() in PROXY_VARIABLES]:
+        monkeypatch.delenv(name)  # loopback only; a proxy would also make the async clients pick httpx's transport
     if request.param == "async/httpx":
         monkeypatch.setitem(sys.modules, "aiohttp", None)  # `import aiohttp` fails, as without the extra
     return request.param  # type: ignore[no-any-return]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import socket
 import struct
 import sys
@@ -432,19 +433,16 @@ class Clients:
 
     def _new(self, flavour: Flavour, vendor: VendorName) -> Any:
         kwargs: dict[str, Any] = {"base_url": self.server.url, "timeout": 5.0}
-        if flavour == "sync":
-            return (callrec.FeatherClient if vendor == "feather" else callrec.SiroClient)("k", **kwargs)
-        cls: Any = callrec.AsyncFeatherClient if vendor == "feather" else callrec.AsyncSiroClient
-        saved = sys.modules.get("aiohttp")
-        if flavour == "async/httpx":
-            sys.modules["aiohttp"] = None  # type: ignore[assignment]  # as without the callrec[aiohttp] extra
-        try:
-            client = cls("k", **kwargs)
-        finally:
+        with pytest.MonkeyPatch.context() as patch:
+            # Loopback only; a proxy in the environment would also make the async clients pick httpx's transport.
+            for name in [n for n in os.environ if n.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
+                patch.delenv(name)
+            if flavour == "sync":
+                return (callrec.FeatherClient if vendor == "feather" else callrec.SiroClient)("k", **kwargs)
             if flavour == "async/httpx":
-                sys.modules.pop("aiohttp")
-                if saved is not None:
-                    sys.modules["aiohttp"] = saved
+                patch.setitem(sys.modules, "aiohttp", None)  # as without the callrec[aiohttp] extra
+            cls: Any = callrec.AsyncFeatherClient if vendor == "feather" else callrec.AsyncSiroClient
+            client = cls("k", **kwargs)
         transport = client.generated.get_async_httpx_client()._transport  # shares the client's pool
         assert type(transport) is (AiohttpTransport if flavour == "async/aiohttp" else httpx.AsyncHTTPTransport)
         return client
