@@ -168,9 +168,7 @@ EXISTING = "existing.wav"
         pytest.param(["nope"], _nothing, 2, "No such command", id="usage-command"),
         pytest.param(["--timeout", "-1", "url", "siro", "rec_1"], _nothing, 2, "timeout must be", id="bad-timeout"),
         pytest.param(["download", "siro", "rec_1", "-o", EXISTING], _nothing, 2, "--overwrite", id="existing-file"),
-        pytest.param(
-            ["download-many", "siro", "-", "-d", EXISTING], _nothing, 2, "not a folder", id="dir-is-a-file"
-        ),
+        pytest.param(["download-many", "siro", "-", "-d", EXISTING], _nothing, 2, "not a folder", id="dir-is-a-file"),
         pytest.param(
             ["url", "feather", "call_1"], _no_env("FEATHER_API_KEY"), 3, "set the FEATHER_API_KEY", id="no-key"
         ),

@@ -118,7 +118,9 @@ def _parse_siro(response: httpx.Response, parsed: Any, recording_id: str, leg: s
                 request_id=request_id,
             )
         raise _unexpected("'data.error' is not a boolean", response)
-    if isinstance(data.url, Unset) or not isinstance(data.url, str) or not data.url:
+    if not isinstance(data.url, Unset | str | None):  # null, absent or "" mean "no URL"; 7 is off-spec
+        raise _unexpected("'data.url' is not a string", response)
+    if not isinstance(data.url, str) or not data.url:
         raise RecordingUnavailableError(
             f"Siro answered without a URL for recording {recording_id!r}",
             recording_id=recording_id,

@@ -177,7 +177,7 @@ def name(value: object) -> str:
         ("siro", b'{"data": {"error": true, "url": "https://x/y"}}', UNAVAILABLE),
         ("siro", b'{"data": {"error": false}}', UNAVAILABLE),
         ("siro", b'{"data": {"error": false, "url": ""}}', UNAVAILABLE),
-        ("siro", b'{"data": {"error": false, "url": 7}}', UNAVAILABLE),
+        ("siro", b'{"data": {"error": false, "url": 7}}', UNEXPECTED),
         ("siro", b'{"data": {"error": false, "url": "https://x/y", "expiration": {"a": 1}}}', Returns("https://x/y")),
         ("siro", b'{"data": {"error": false, "url": "https://x/y", "expiration": "1893456000"}}', Returns("https://x/y")),
         ("siro", b'{"data": {"error": false, "url": "https://x/y"}}', Returns("https://x/y")),

@@ -219,8 +219,10 @@ def expected_from_200(vendor: VendorName, body: bytes) -> Expected:
     if data["error"] is not False:  # "false", 0, null: not the boolean the spec says
         return UnexpectedResponseError
     url = data.get("url")
-    if not isinstance(url, str) or not url:
+    if url is None or url == "":  # absent, null or empty: Siro gave no URL
         return RecordingUnavailableError
+    if not isinstance(url, str):  # a number, a list...: not the documented string
+        return UnexpectedResponseError
     if not usable(url):
         return UnexpectedResponseError
     return Returns(url, expiry(data.get("expiration"), lambda v: isinstance(v, (int, float))))
