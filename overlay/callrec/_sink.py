@@ -29,23 +29,57 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import os
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Final, Protocol
 
 __all__ = ["MAX_PENDING", "WRITEBACK_EVERY", "FileSink", "Hasher"]
 
 #: Bytes that may wait for the sink's thread before ``write`` blocks (plus the chunk being handed over).
-MAX_PENDING: Final = 8 << 20
-#: Start writeback to disk each time this many bytes have been written since the last start.
+#: A 512 MiB benchmark download ran at 543/573/606/616 MiB/s with 1/2/4/8 MiB; 4 MiB keeps a bulk
+#: run's worst case at 4 MiB per concurrent download (benchmarks/RESULTS.md).
+MAX_PENDING: Final = 4 << 20
+#: Start writeback each time this many bytes have been written since the last start. Same benchmark:
+#: 591/607/563 MiB/s with 2/8/32 MiB, 492 MiB/s without (the final fsync then waits ~0.25 s, not ~0.01 s).
 WRITEBACK_EVERY: Final = 8 << 20
 #: Read-back size when seeding the hash from a partial file.
 _SEED_BLOCK = 1 << 20
-# Linux only, and absent from typeshed: looked up rather than imported.
-_sync_file_range = getattr(os, "sync_file_range", None)
-_SYNC_FILE_RANGE_WRITE: Final[int] = getattr(os, "SYNC_FILE_RANGE_WRITE", 2)
+#: sync_file_range(2) flag: start writeback of dirty pages in the range, do not wait for it.
+_SYNC_FILE_RANGE_WRITE: Final = 2
+
+SyncFileRange = Callable[[int, int, int, int], None]
+
+
+@functools.cache
+def _libc_sync_file_range() -> SyncFileRange | None:
+    """libc's sync_file_range (Linux), or None where there is none.
+
+    The os module does not expose it (CPython has no binding; os.posix_fadvise's DONTNEED also starts
+    writeback on Linux but then drops the cached pages, which a caller may want to read next). Loaded
+    on first use so `import callrec` does not pay for ctypes.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+
+    def sync_file_range(fd: int, offset: int, count: int, flags: int) -> None:
+        if function(fd, offset, count, flags) != 0:  # ctypes releases the GIL for the call
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+
+    return sync_file_range
 
 
 class Hasher(Protocol):
@@ -96,7 +130,8 @@ class FileSink:
         self.file = file
         self.path = path
         self.max_pending = max_pending
-        self._writeback_every = writeback_every if _sync_file_range is not None else 0
+        self._sync_range = _libc_sync_file_range() if writeback_every > 0 else None
+        self._writeback_every = writeback_every if self._sync_range is not None else 0
         self._hash: Hasher = sha256 if sha256 is not None else hashlib.sha256()
         self._written = written  # bytes accepted by put(), as the caller counts them
         self._position = written  # bytes the thread has written (its view)
@@ -266,10 +301,10 @@ class FileSink:
 
     def _start_writeback(self) -> None:
         """Have the kernel start writing the bytes since the last call to disk, without waiting for them."""
-        assert _sync_file_range is not None
+        assert self._sync_range is not None
         self.file.flush()
         try:
-            _sync_file_range(
+            self._sync_range(
                 self.file.fileno(), self._synced_to, self._position - self._synced_to, _SYNC_FILE_RANGE_WRITE
             )
         except OSError:
