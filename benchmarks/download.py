@@ -98,23 +98,36 @@ def sdk_single(mode: str, base: str, key: str, recording_id: str, dest: Path) ->
     return Single(data["bytes"] / data["seconds"], data["peak_rss_kib"] / 1024)
 
 
-def curl_single(url: str, dest: Path | None) -> float | None:
-    """curl's own figure (`%{speed_download}`, bytes/s) for `curl -o dest` (None: /dev/null); None without curl."""
+def curl_single(url: str, dest: Path | None, *, fsync: bool = False) -> float | None:
+    """curl's own figure (`%{speed_download}`, bytes/s) for `curl -o dest` (None: /dev/null); None without curl.
+
+    With `fsync`, the file is then fsynced and the rate is size / (curl's time_total + the fsync): what a
+    durable curl download costs, as the SDK's is.
+    """
     curl = shutil.which("curl")
     if curl is None:
         return None
     target = str(dest) if dest is not None else os.devnull
     try:
         out = subprocess.run(
-            [curl, "-sS", "--fail", "-o", target, "-w", "%{speed_download}", url],
+            [curl, "-sS", "--fail", "-o", target, "-w", "%{speed_download} %{time_total} %{size_download}", url],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
+        speed, total, size = (float(field) for field in out.split())
+        if fsync and dest is not None:
+            started = time.perf_counter()
+            fd = os.open(dest, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return size / (total + time.perf_counter() - started)
     finally:
         if dest is not None:
             dest.unlink(missing_ok=True)
-    return float(out.strip())
+    return speed
 
 
 def copy_rate(source: Path, dest: Path) -> float:
@@ -147,24 +160,26 @@ class BigFigures:
 
     curl_file: list[float]
     curl_null: list[float]
+    curl_fsync: list[float]
     copy: list[float]
     sync: list[Single]
     async_: list[Single]
 
 
 def big(base: str, key: str, source: Path, folder: Path, rounds: int, *, warm_up: bool) -> BigFigures:
-    """Interleave curl -o, curl -o /dev/null, a local copy, the sync and the async SDK, `rounds` times."""
+    """Interleave curl -o (plain, to /dev/null, then fsynced), a local copy, the sync and async SDK, `rounds` times."""
     folder.mkdir(parents=True, exist_ok=True)
     url = signed_url(base, key, "big")
     if warm_up:  # untimed: the first large writes of a fresh VM fault in new memory (see RESULTS.md)
         curl_single(url, folder / "warm.wav")
         sdk_single("sync", base, key, "big", folder / "warm.wav")
-    figures = BigFigures([], [], [], [], [])
+    figures = BigFigures([], [], [], [], [], [])
     for _ in range(rounds):
         rate = curl_single(url, folder / "curl.wav")
         if rate is not None:
             figures.curl_file.append(rate)
             figures.curl_null.append(curl_single(url, None) or 0.0)
+            figures.curl_fsync.append(curl_single(url, folder / "curl.wav", fsync=True) or 0.0)
         figures.copy.append(copy_rate(source, folder / "copy.wav"))
         figures.sync.append(sdk_single("sync", base, key, "big", folder / "sync.wav"))
         figures.async_.append(sdk_single("async", base, key, "big", folder / "async.wav"))
