@@ -447,7 +447,8 @@ def write_results(path: Path, rows: Sequence[Row], elapsed: float | None = None)
         "# callrec benchmarks\n\n"
         "Written by `make bench` (`python -m benchmarks`); each figure is measured against its baseline in the "
         "same run, against loopback servers in their own processes (callrec.testing's fake server with validation "
-        "and request recording off, unless a row says otherwise).\n\n"
+        "and request recording off; the download rows against benchmarks/_file_server.py, which sends with "
+        "sendfile).\n\n"
         f"{render(rows, elapsed)}\n\n{_KEEP}{kept or chr(10)}"
     )
     path.write_text(re.sub(r"\n{3,}", "\n\n", body))
