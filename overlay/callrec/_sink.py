@@ -106,6 +106,9 @@ _SEED: Final = _Op("seed")
 class FileSink:
     """Writes and hashes one download's bytes into ``file`` on a background thread.
 
+    The sink owns the file from construction: :meth:`abort` (or a failure to start the thread) closes and
+    removes it; after :meth:`finish` the caller renames and closes it.
+
     Args:
         file: open for writing, positioned where the next byte goes (its end).
         path: the file's path, removed by :meth:`abort`.
@@ -145,7 +148,12 @@ class FileSink:
         self._digest: str | None = None
         self._seed_size = 0
         self._thread = threading.Thread(target=self._run, name="callrec-sink", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:  # e.g. "can't start new thread": the sink owns the file from here on
+            self._closed = self._stopping = True
+            self._remove_file()
+            raise
 
     @classmethod
     def resume(cls, path: Path, *, max_pending: int = MAX_PENDING, writeback_every: int = WRITEBACK_EVERY) -> FileSink:
@@ -243,8 +251,11 @@ class FileSink:
             self._queue.clear()
             self._pending = 0
             self._cond.notify_all()
-        if self._thread is not threading.current_thread():
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
+        self._remove_file()
+
+    def _remove_file(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             self.file.close()
         with contextlib.suppress(OSError):

@@ -190,6 +190,17 @@ def test_abort_stops_the_thread_and_removes_the_file(tmp_path: Path) -> None:
         sink.put(b"late")
 
 
+def test_a_thread_that_cannot_start_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    file, path = new_file(tmp_path)
+    with pytest.raises(RuntimeError, match="can't start"):
+        FileSink(file, path)
+    assert file.closed and not path.exists()
+
+
 def test_abort_after_finish_removes_the_uncommitted_file(tmp_path: Path) -> None:
     file, path = new_file(tmp_path)
     sink = FileSink(file, path)
