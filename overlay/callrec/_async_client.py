@@ -18,10 +18,11 @@ from . import _io_async as _io
 from ._base import BaseClient
 from ._bulk import ITEM_ERRORS, BulkItem, Manifest, already_done, check_folder, report, settle, unique_ids
 from ._config import ClientConfig
-from ._download import Action, DownloadResult, ProgressCallback, Transfer, commit, discard, open_temp
+from ._download import Action, DownloadResult, ProgressCallback, Transfer, finish_and_commit, open_temp
 from ._errors import CallrecError
 from ._link import AsyncLink
 from ._signed_url import SignedUrl
+from ._sink import FileSink
 from ._storage import Storage, storage_client_kwargs
 from ._validate import check_count, check_margin, check_recording_id
 
@@ -39,7 +40,10 @@ class AsyncClientBase(BaseClient):
         http = http_client or _io.new_client(
             timeout=config.timeout, follow_redirects=False, transport=_io.api_transport()
         )
-        storage = Storage(lambda: _io.new_client(**storage_client_kwargs(self.timeout)), type(self).__name__)
+        storage = Storage(
+            lambda: _io.new_client(transport=_io.storage_transport(), **storage_client_kwargs(self.timeout)),
+            type(self).__name__,
+        )
         self._setup(config, http, owns_http=http_client is None, storage=storage, owns_storage=True)
 
     async def _recording_url(self, recording_id: str, leg: str | None, deadline: float | None = None) -> SignedUrl:
@@ -81,6 +85,8 @@ class AsyncClientBase(BaseClient):
                     return transfer.on_error_body(response, body)
                 async for chunk in response.aiter_raw():
                     transfer.on_chunk(chunk)
+                    if transfer.sink.full:  # the disk is behind: wait (in a thread, for the event loop)
+                        await _io.to_thread(transfer.sink.wait_for_room)
                 return transfer.on_body_end()
         except httpx.TransportError as exc:
             return transfer.on_transport_error(exc)
@@ -96,10 +102,10 @@ class AsyncClientBase(BaseClient):
     ) -> DownloadResult:
         target, deadline_at = self._plan_download(recording_id, dest, leg, overwrite, deadline)
         signed = await self._recording_url(recording_id, leg)
-        file, temp = open_temp(target.folder, target.stem)
+        sink = FileSink(*open_temp(target.folder, target.stem))
         try:
             transfer = Transfer(
-                file, progress=progress, deadline=deadline_at, max_retries=self.max_retries, stopped=_io.stopped
+                sink, progress=progress, deadline=deadline_at, max_retries=self.max_retries, stopped=_io.stopped
             )
             action = Action.STREAM
             while action is not Action.DONE:
@@ -113,9 +119,9 @@ class AsyncClientBase(BaseClient):
                 except TimeoutError:
                     transfer.deadline_passed()
             final = target.final_path(transfer.content_type, transfer.head)
-            await _io.to_thread(commit, file, temp, final, overwrite=overwrite, replaces=target.others(final))
+            await _io.to_thread(finish_and_commit, sink, final, overwrite=overwrite, replaces=target.others(final))
         except BaseException:
-            discard(file, temp)
+            sink.abort()
             raise
         return transfer.result(final)
 

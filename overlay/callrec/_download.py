@@ -32,6 +32,7 @@ from ._errors import CallrecError, DownloadError
 from ._redact import redact_url, scrub_exception
 from ._retry import retry_delay
 from ._signed_url import SignedUrl
+from ._sink import FileSink
 
 __all__ = ["DownloadResult", "ProgressCallback", "Transfer", "blocked_cookies", "plan_destination"]
 
@@ -163,7 +164,7 @@ class Transfer:
 
     def __init__(
         self,
-        file: IO[bytes],
+        sink: FileSink,
         *,
         progress: ProgressCallback | None,
         deadline: float,
@@ -171,7 +172,7 @@ class Transfer:
         max_retries: int,
         stopped: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.file = file
+        self.sink = sink  # writes and hashes on its own thread; the drivers wait while it is full
         self.stopped = stopped
         self.progress = progress
         self.deadline = deadline
@@ -185,7 +186,6 @@ class Transfer:
         self.content_type: str | None = None
         self.head = b""
         self.delay = 0.0
-        self._hash = hashlib.sha256()
         self._response_end: int | None = None
         self._last_error: Exception | None = None
 
@@ -283,7 +283,7 @@ class Transfer:
         raise DownloadError(f"the storage host answered {status} {_error_code(body)}")
 
     def on_chunk(self, chunk: bytes) -> None:
-        """Write one chunk, sniffing the first bytes and checking the deadline."""
+        """Hand one chunk to the sink (never blocks), sniffing the first bytes and checking the deadline."""
         if not chunk:
             return
         if self.stopped():
@@ -295,8 +295,7 @@ class Transfer:
                 raise DownloadError(f"the storage host did not send audio (got {kind}, starting {self.head[:5]!r})")
         if self.total is not None and self.offset + len(chunk) > self.total:
             raise DownloadError("the storage host sent more bytes than it announced")
-        self.file.write(chunk)
-        self._hash.update(chunk)
+        self.sink.put(chunk)
         self.offset += len(chunk)
         if self.progress is not None:
             self.progress(self.offset, self.total)
@@ -322,9 +321,7 @@ class Transfer:
     # -- bookkeeping ----------------------------------------------------
 
     def _restart(self) -> None:
-        self.file.seek(0)
-        self.file.truncate()
-        self._hash = hashlib.sha256()
+        self.sink.restart()
         self.offset = 0
         self.total = None
         self.head = b""
@@ -355,7 +352,7 @@ class Transfer:
             path=path,
             bytes=self.offset,
             content_type=self.content_type,
-            sha256=self._hash.hexdigest(),
+            sha256=self.sink.hexdigest(),
             url_refreshes=self.refreshes,
         )
 
@@ -418,9 +415,7 @@ def commit(file: IO[bytes], temp: Path, final: Path, *, overwrite: bool, replace
         os.close(dir_fd)
 
 
-def discard(file: IO[bytes], temp: Path) -> None:
-    """Remove the temporary file after a failure."""
-    try:
-        file.close()
-    finally:
-        temp.unlink(missing_ok=True)
+def finish_and_commit(sink: FileSink, final: Path, *, overwrite: bool, replaces: Iterable[Path] = ()) -> None:
+    """Drain the sink (every byte written, hashed and fsynced), then rename its file into place."""
+    sink.finish()
+    commit(sink.file, sink.path, final, overwrite=overwrite, replaces=replaces)

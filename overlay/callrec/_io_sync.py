@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 import httpx
 
 from ._download import Stopped
+from ._transport import storage_transport as sync_storage_transport
 
 __all__ = [
     "api_transport",
@@ -26,6 +27,7 @@ __all__ = [
     "new_client",
     "sleep",
     "stopped",
+    "storage_transport",
     "to_thread",
 ]
 
@@ -105,3 +107,8 @@ def map_bounded(func: Callable[[T], R], items: Sequence[T], concurrency: int) ->
                 future.cancel()
             raise
         return [future.result() for future in futures]
+
+
+def storage_transport() -> httpx.BaseTransport | None:
+    """httpx's own transport with large reads; None (httpx picks, honouring proxies) under a proxy."""
+    return sync_storage_transport()

@@ -7,7 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from callrec import DownloadError
+from callrec import DownloadError, _io_async
+from callrec._transport import async_storage_transport
 from callrec.testing import FakeServer, faults
 
 from .conftest import Mode, async_client, sync_client
@@ -28,8 +29,10 @@ def download(fake: FakeServer, mode: Mode, dest: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_storage_redirect_location_is_redacted_in_httpcore_debug_logs(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: Mode
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, mode: Mode
 ) -> None:
+    # Async storage goes through aiohttp when it is installed; httpcore's traces are the subject here.
+    monkeypatch.setattr(_io_async, "storage_transport", async_storage_transport)
     caplog.set_level(logging.DEBUG)
     with FakeServer() as fake:
         fake.add_recording("feather", "call_1")
