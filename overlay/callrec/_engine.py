@@ -56,7 +56,9 @@ def clock_offset(response: httpx.Response) -> float:
 
 def _complete(response: httpx.Response, body: bytes) -> httpx.Response:
     """The response with its whole (already decoded) body, safe to read again."""
-    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
+    headers: httpx.Headers | list[tuple[str, str]] = response.headers
+    if "content-encoding" in response.headers:  # the body is decoded: httpx must not decode it again
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
     return httpx.Response(response.status_code, headers=headers, content=body, request=response.request)
 
 

@@ -16,11 +16,9 @@ no cookies, so this module does the mapping itself; it can go if upstream's does
 
 from __future__ import annotations
 
-import urllib.request
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import httpcore
 import httpx
 
 from ._redact import redact_text
@@ -37,6 +35,8 @@ _KEEPALIVE_EXPIRY = 5.0
 
 def _environment_names_a_proxy() -> bool:
     """What httpx reads (trust_env); it mounts those proxies only when it picks the transport itself."""
+    import urllib.request  # here, not at `import callrec`: it costs ~15 ms
+
     proxies = urllib.request.getproxies()
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
@@ -187,92 +187,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 STORAGE_READ_SIZE = 256 * 1024
 
 
-class _LargeReads(httpcore.NetworkStream):
-    def __init__(self, stream: httpcore.NetworkStream) -> None:
-        self._stream = stream
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max(max_bytes, STORAGE_READ_SIZE), timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        return _LargeReads(self._stream.start_tls(*args, **kwargs))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _LargeReadBackend(httpcore.NetworkBackend):
-    def __init__(self, backend: httpcore.NetworkBackend) -> None:
-        self._backend = backend
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.NetworkStream:
-        return _LargeReads(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
-
-    def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.NetworkStream:
-        return _LargeReads(self._backend.connect_unix_socket(path, timeout, socket_options))
-
-    def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
-
-
-class _AsyncLargeReads(httpcore.AsyncNetworkStream):
-    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
-        self._stream = stream
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._stream.read(max(max_bytes, STORAGE_READ_SIZE), timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def start_tls(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        return _AsyncLargeReads(await self._stream.start_tls(*args, **kwargs))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-class _AsyncLargeReadBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
-        self._backend = backend
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return _AsyncLargeReads(await self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return _AsyncLargeReads(await self._backend.connect_unix_socket(path, timeout, socket_options))
-
-    async def sleep(self, seconds: float) -> None:
-        await self._backend.sleep(seconds)
-
-
 def storage_transport() -> httpx.HTTPTransport | None:
     """httpx's transport, reading 256 KiB per socket read instead of httpcore's fixed 64 KiB.
 
@@ -287,12 +201,16 @@ def storage_transport() -> httpx.HTTPTransport | None:
     """
     if _environment_names_a_proxy():
         return None
+    import httpcore  # here, not at `import callrec`: httpx itself loads it only for its first client
+
+    from ._large_reads import LargeReadBackend
+
     transport = httpx.HTTPTransport()
     pool = getattr(transport, "_pool", None)
     if isinstance(pool, httpcore.ConnectionPool) and isinstance(
         getattr(pool, "_network_backend", None), httpcore.NetworkBackend
     ):
-        pool._network_backend = _LargeReadBackend(pool._network_backend)
+        pool._network_backend = LargeReadBackend(pool._network_backend)
     return transport
 
 
@@ -301,10 +219,14 @@ def async_storage_transport() -> httpx.AsyncHTTPTransport | None:
     as four 64 KiB slices, one event-loop round trip each (same workaround as ``storage_transport``)."""
     if _environment_names_a_proxy():
         return None
+    import httpcore
+
+    from ._large_reads import AsyncLargeReadBackend
+
     transport = httpx.AsyncHTTPTransport()
     pool = getattr(transport, "_pool", None)
     if isinstance(pool, httpcore.AsyncConnectionPool) and isinstance(
         getattr(pool, "_network_backend", None), httpcore.AsyncNetworkBackend
     ):
-        pool._network_backend = _AsyncLargeReadBackend(pool._network_backend)
+        pool._network_backend = AsyncLargeReadBackend(pool._network_backend)
     return transport
