@@ -25,6 +25,9 @@ TARGET = ROOT / "overlay" / "callrec" / "_sync_client.py"
 #: Whole-word substitutions, applied in order.
 SUBS = [
     ("AsyncClientBase", "SyncClientBase"),
+    ("AsyncFeatherClient", "FeatherClient"),
+    ("AsyncSiroClient", "SiroClient"),
+    ("asyncio_detailed", "sync_detailed"),
     ("AsyncLink", "Link"),
     ("AsyncClient", "Client"),
     ("_io_async", "_io_sync"),
@@ -43,22 +46,27 @@ KEYWORDS = [
     (r"\bawait ", ""),
 ]
 HEADER = "# Generated from _async_client.py by scripts/unasync.py. Do not edit: edit the async source and run it.\n"
-_DOCSTRING = re.compile(r'\A"""The async driver:.*?"""\n', re.S)
-SYNC_DOCSTRING = '''"""The sync driver: moves bytes and sleeps for the engine and the transfer policy.
+_DOCSTRING = re.compile(r'\A"""The async (driver|clients):.*?"""\n', re.S)
+SYNC_DOCSTRING = '''"""The sync clients: the driver and FeatherClient / SiroClient.
 
 Written from ``_async_client.py`` by ``scripts/unasync.py``; see ``_client.py`` for why.
 """
 '''
 
 
-def _ruff_format(text: str) -> str:
-    # Lines that lost "async "/"await " may now fit on one line: format as `make lint` checks.
+def _ruff(args: list[str], text: str) -> str:
     ruff = Path(sys.executable).parent / "ruff"
-    cmd = [str(ruff) if ruff.exists() else "ruff", "format", "--stdin-filename", str(TARGET), "-"]
+    cmd = [str(ruff) if ruff.exists() else "ruff", *args, "--stdin-filename", str(TARGET), "-"]
     proc = subprocess.run(cmd, input=text, capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode != 0:
-        raise SystemExit(f"unasync: ruff format failed: {proc.stderr.strip()}")
+        raise SystemExit(f"unasync: ruff {args[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
+
+
+def _ruff_format(text: str) -> str:
+    # Renamed names sort differently (imports, __all__) and lines that lost "async "/"await "
+    # may now fit on one line: sort and format as `make lint` checks.
+    return _ruff(["format"], _ruff(["check", "--fix-only", "--select", "I,RUF022", "--quiet"], text))
 
 
 def unasync(text: str) -> str:

@@ -1,4 +1,5 @@
-"""The async driver: moves bytes and sleeps for the engine (``_engine``) and the transfer policy (``_download``).
+"""The async clients: the driver, which moves bytes and sleeps for the engine (``_engine``) and the transfer
+policy (``_download``), and AsyncFeatherClient / AsyncSiroClient, which write out the public signatures.
 
 This file is the source of ``_sync_client.py``: ``scripts/unasync.py`` writes
 that one from this one by token substitution (``make check-generated`` and
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Self
+from datetime import timedelta
+from typing import TYPE_CHECKING, Self
 
 import httpx
 
@@ -18,15 +20,21 @@ from . import _io_async as _io
 from ._base import BaseClient
 from ._bulk import ITEM_ERRORS, BulkItem, Manifest, already_done, check_folder, report, settle, unique_ids
 from ._config import ClientConfig
+from ._constants import DEFAULT_DEADLINE, DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from ._download import Action, DownloadResult, ProgressCallback, Transfer, finish_and_commit, open_temp
 from ._errors import CallrecError
 from ._link import AsyncLink
 from ._signed_url import SignedUrl
 from ._sink import FileSink
 from ._storage import Storage, storage_client_kwargs
-from ._validate import check_count, check_margin, check_recording_id
+from ._validate import Leg, check_count, check_leg, check_margin, check_recording_id
+from ._vendors import FEATHER, SIRO
 
-__all__ = ["AsyncClientBase"]
+if TYPE_CHECKING:
+    from feather_api import AuthenticatedClient as FeatherGenerated
+    from siro_api import AuthenticatedClient as SiroGenerated
+
+__all__ = ["AsyncClientBase", "AsyncFeatherClient", "AsyncSiroClient"]
 
 
 class AsyncClientBase(BaseClient):
@@ -190,3 +198,179 @@ class AsyncClientBase(BaseClient):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class AsyncFeatherClient(AsyncClientBase):
+    """Feather AI: fresh presigned URLs for agent-call recordings.
+
+    Usage::
+
+        async with AsyncFeatherClient() as feather:  # FEATHER_API_KEY, FEATHER_BASE_URL
+            url = await feather.recording_url("call_123", leg="supervisor")
+    """
+
+    _vendor = FEATHER
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        deadline: float = DEFAULT_DEADLINE,
+        default_headers: dict[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        config = self._config_from(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+        )
+        self._init(config, http_client)
+
+    @property
+    def generated(self) -> FeatherGenerated:
+        """The generated ``feather_api`` client, for operations callrec does not wrap.
+
+        Configured like this client: base URL, credential (in the spec's header),
+        headers, timeout, no redirects, and this client's connection pool (your
+        ``http_client`` when you gave one). It does not retry. Closed with this client.
+
+        Usage: ``await get_recording_url.asyncio_detailed(call_id, client=feather.generated)``
+        """
+        return self._generated_client()  # type: ignore[no-any-return]
+
+    async def recording_url(self, recording_id: str, *, leg: Leg = "main") -> SignedUrl:
+        """Mint a fresh signed URL for a call's recording (``leg``: "main" or "supervisor")."""
+        return await self._recording_url(recording_id, check_leg(leg))
+
+    async def download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        leg: Leg = "main",
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> DownloadResult:
+        """Download a call's recording to ``dest`` (a file, or a folder: ``feather-<id>-<leg>.<ext>``).
+
+        Streams to a temporary file beside the destination and renames it into place; mints a fresh
+        URL and resumes with Range when the signed URL expires. ``progress(done, total)`` is called
+        per chunk; ``deadline`` (seconds, default an hour) bounds the whole download.
+        """
+        return await self._download(recording_id, dest, check_leg(leg), overwrite, progress, deadline)
+
+    async def download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        leg: Leg = "main",
+        concurrency: int = 8,
+        overwrite: bool = False,
+        on_item: Callable[[BulkItem], None] | None = None,
+    ) -> list[BulkItem]:
+        """Download many recordings into ``dest_dir``, ``concurrency`` at a time; see ``manifest.jsonl``.
+
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
+        ``on_item(item)`` is called as each one finishes.
+        """
+        return await self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite, on_item)
+
+    def link(
+        self, recording_id: str, *, leg: Leg = "main", margin: float | timedelta = DEFAULT_EXPIRY_MARGIN
+    ) -> AsyncLink:
+        """A link whose ``await get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""
+        return self._link(recording_id, check_leg(leg), margin)
+
+
+class AsyncSiroClient(AsyncClientBase):
+    """Siro: short-lived signed URLs for redacted recording audio.
+
+    Usage::
+
+        async with AsyncSiroClient() as siro:  # SIRO_AUTH_TOKEN, SIRO_BASE_URL
+            url = await siro.recording_url("rec_456")
+    """
+
+    _vendor = SIRO
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str | httpx.URL | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        deadline: float = DEFAULT_DEADLINE,
+        default_headers: dict[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        config = self._config_from(
+            token,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            deadline=deadline,
+            default_headers=default_headers,
+        )
+        self._init(config, http_client)
+
+    @property
+    def generated(self) -> SiroGenerated:
+        """The generated ``siro_api`` client, for operations callrec does not wrap.
+
+        Configured like this client: base URL, credential (in the spec's header),
+        headers, timeout, no redirects, and this client's connection pool (your
+        ``http_client`` when you gave one). It does not retry. Closed with this client.
+
+        Usage: ``await create_signed_url.asyncio_detailed(recording_id, client=siro.generated)``
+        """
+        return self._generated_client()  # type: ignore[no-any-return]
+
+    async def recording_url(self, recording_id: str) -> SignedUrl:
+        """Mint a fresh signed URL for a recording's redacted audio."""
+        return await self._recording_url(recording_id, None)
+
+    async def download(
+        self,
+        recording_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+        progress: ProgressCallback | None = None,
+        deadline: float | None = None,
+    ) -> DownloadResult:
+        """Download a recording's audio to ``dest`` (a file, or a folder: ``siro-<id>.<ext>``).
+
+        Streams to a temporary file beside the destination and renames it into place; mints a fresh
+        URL and resumes with Range when the signed URL expires. ``progress(done, total)`` is called
+        per chunk; ``deadline`` (seconds, default an hour) bounds the whole download.
+        """
+        return await self._download(recording_id, dest, None, overwrite, progress, deadline)
+
+    async def download_many(
+        self,
+        ids: Iterable[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = 8,
+        overwrite: bool = False,
+        on_item: Callable[[BulkItem], None] | None = None,
+    ) -> list[BulkItem]:
+        """Download many recordings into ``dest_dir``, ``concurrency`` at a time; see ``manifest.jsonl``.
+
+        Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
+        ``on_item(item)`` is called as each one finishes.
+        """
+        return await self._download_many(ids, dest_dir, None, concurrency, overwrite, on_item)
+
+    def link(self, recording_id: str, *, margin: float | timedelta = DEFAULT_EXPIRY_MARGIN) -> AsyncLink:
+        """A link whose ``await get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""
+        return self._link(recording_id, None, margin)
