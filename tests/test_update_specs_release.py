@@ -192,9 +192,20 @@ def page_for(root: Path, vendor: str, tmp_path: Path, change: Any) -> Path:
     return page
 
 
-def add_429(method: str, path: str) -> Any:
+def unused_status(vendor: str, method: str, path: str) -> str:
+    """An error status the vendored spec lacks today (429, until a vendor adds one as make update-specs may)."""
+    doc = yaml.safe_load((ROOT / "specs" / f"{vendor}.openapi.yaml").read_text())
+    responses = doc["paths"][path][method.lower()]["responses"]
+    return next(code for code in ("429", "409", "410", "418", "451") if code not in responses)
+
+
+def add_error_status(method: str, path: str) -> Any:
+    """Add a new error status (429 unless the spec has one already; see ``unused_status``)."""
+    vendor = "siro" if (method, path) == SIRO else "feather"
+    status = unused_status(vendor, method, path)
+
     def change(doc: dict[str, Any]) -> None:
-        doc["paths"][path][method.lower()]["responses"]["429"] = {"description": "Too many requests"}
+        doc["paths"][path][method.lower()]["responses"][status] = {"description": "Too many requests"}
 
     return change
 
@@ -212,9 +223,9 @@ def version(root: Path) -> str:
 
 
 def test_a_non_breaking_report_bumps_the_patch_and_writes_the_entry(project: Path, tmp_path: Path) -> None:
-    done = apply(project, "siro", page_for(project, "siro", tmp_path, add_429(*SIRO)))
+    done = apply(project, "siro", page_for(project, "siro", tmp_path, add_error_status(*SIRO)))
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"NON-BREAKING: {SIRO[0]} {SIRO[1]}: error response 429 added\n"
+    assert done.stdout == f"NON-BREAKING: {SIRO[0]} {SIRO[1]}: error response {unused_status('siro', *SIRO)} added\n"
     assert (
         done.stderr.splitlines()[-1]
         == "update_specs: version 0.1.0 → 0.1.1 in pyproject.toml; CHANGELOG.md entry [0.1.1]"
@@ -225,7 +236,7 @@ def test_a_non_breaking_report_bumps_the_patch_and_writes_the_entry(project: Pat
         "## [Unreleased]\n\n### Fixed\n\n- A hand-written note.\n\n",
         f"## [Unreleased]\n\n## [0.1.1] - {DAY}\n\n### Fixed\n\n- A hand-written note.\n\n### Changed\n\n"
         "- siro's API spec changed (`specs/siro.openapi.yaml`):\n"
-        f"  - NON-BREAKING: {SIRO[0]} {SIRO[1]}: error response 429 added\n\n",
+        f"  - NON-BREAKING: {SIRO[0]} {SIRO[1]}: error response {unused_status('siro', *SIRO)} added\n\n",
     )
 
 
@@ -247,7 +258,7 @@ def test_a_run_that_changes_nothing_bumps_nothing(project: Path, tmp_path: Path)
 
 def test_both_vendors_in_one_update_make_one_release(project: Path, tmp_path: Path) -> None:
     # `make update-specs` runs feather then siro, and nothing is committed in between.
-    feather = apply(project, "feather", page_for(project, "feather", tmp_path, add_429(*FEATHER)))
+    feather = apply(project, "feather", page_for(project, "feather", tmp_path, add_error_status(*FEATHER)))
     assert (feather.returncode, version(project)) == (0, "0.1.1")
     siro = apply(project, "siro", page_for(project, "siro", tmp_path, remove_path(SIRO[1])))
     assert siro.returncode == 1
@@ -260,7 +271,8 @@ def test_both_vendors_in_one_update_make_one_release(project: Path, tmp_path: Pa
     assert "## [0.1.1]" not in log
     entry = log.split(f"## [0.2.0] - {DAY}\n\n", 1)[1].split("\n## [0.1.0]", 1)[0]
     assert entry.startswith("### Fixed\n\n- A hand-written note.\n\n### Changed\n\n- feather's API spec changed")
-    assert f"\n  - NON-BREAKING: {FEATHER[0]} {FEATHER[1]}: error response 429 added\n" in entry
+    added = unused_status("feather", *FEATHER)
+    assert f"\n  - NON-BREAKING: {FEATHER[0]} {FEATHER[1]}: error response {added} added\n" in entry
     assert "\n- **Breaking:** siro's API spec changed (`specs/siro.openapi.yaml`):\n" in entry
     assert f"\n  - BREAKING: {SIRO[1]}: path removed ({SIRO[0]})\n" in entry
     # Once that is committed, the next change is the next release.
@@ -273,8 +285,8 @@ def test_both_vendors_in_one_update_make_one_release(project: Path, tmp_path: Pa
 
 def test_outside_git_every_report_bumps(project: Path, tmp_path: Path) -> None:
     shutil.rmtree(project / ".git")
-    apply(project, "feather", page_for(project, "feather", tmp_path, add_429(*FEATHER)))
-    apply(project, "siro", page_for(project, "siro", tmp_path, add_429(*SIRO)))
+    apply(project, "feather", page_for(project, "feather", tmp_path, add_error_status(*FEATHER)))
+    apply(project, "siro", page_for(project, "siro", tmp_path, add_error_status(*SIRO)))
     assert version(project) == "0.1.2"
 
 
@@ -284,7 +296,7 @@ def test_a_version_that_cannot_be_bumped_stops_the_run_before_anything_is_writte
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.1.0.dev1"'))
     commit(project)
-    done = apply(project, "siro", page_for(project, "siro", tmp_path, add_429(*SIRO)))
+    done = apply(project, "siro", page_for(project, "siro", tmp_path, add_error_status(*SIRO)))
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
         "update_specs: siro: pyproject.toml: version '0.1.0.dev1' is not MAJOR.MINOR.PATCH; cannot bump it\n"
