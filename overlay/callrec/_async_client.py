@@ -222,7 +222,8 @@ class AsyncFeatherClient(AsyncClientBase):
         default_headers: dict[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        config = self._config_from(
+        config = ClientConfig.create(
+            self._vendor,
             api_key,
             base_url=base_url,
             timeout=timeout,
@@ -312,7 +313,8 @@ class AsyncSiroClient(AsyncClientBase):
         default_headers: dict[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        config = self._config_from(
+        config = ClientConfig.create(
+            self._vendor,
             token,
             base_url=base_url,
             timeout=timeout,

@@ -39,27 +39,6 @@ class BaseClient:
         self._lock = threading.Lock()
         install_log_redaction()
 
-    @classmethod
-    def _config_from(
-        cls,
-        credential: str | None,
-        *,
-        base_url: str | httpx.URL | None,
-        timeout: object,
-        max_retries: object,
-        deadline: object,
-        default_headers: dict[str, str] | None,
-    ) -> ClientConfig:
-        return ClientConfig.create(
-            cls._vendor,
-            credential,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            deadline=deadline,
-            default_headers=default_headers,
-        )
-
     # -- settings (read-only; with_options() makes a copy with others) ----
 
     @property

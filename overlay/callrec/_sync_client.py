@@ -219,7 +219,8 @@ class FeatherClient(SyncClientBase):
         default_headers: dict[str, str] | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
-        config = self._config_from(
+        config = ClientConfig.create(
+            self._vendor,
             api_key,
             base_url=base_url,
             timeout=timeout,
@@ -307,7 +308,8 @@ class SiroClient(SyncClientBase):
         default_headers: dict[str, str] | None = None,
         http_client: httpx.Client | None = None,
     ) -> None:
-        config = self._config_from(
+        config = ClientConfig.create(
+            self._vendor,
             token,
             base_url=base_url,
             timeout=timeout,

@@ -206,11 +206,7 @@ def storage_transport() -> httpx.HTTPTransport | None:
     from ._large_reads import LargeReadBackend
 
     transport = httpx.HTTPTransport()
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, httpcore.ConnectionPool) and isinstance(
-        getattr(pool, "_network_backend", None), httpcore.NetworkBackend
-    ):
-        pool._network_backend = LargeReadBackend(pool._network_backend)
+    _wrap_backend(transport, httpcore.ConnectionPool, httpcore.NetworkBackend, LargeReadBackend)
     return transport
 
 
@@ -224,9 +220,12 @@ def async_storage_transport() -> httpx.AsyncHTTPTransport | None:
     from ._large_reads import AsyncLargeReadBackend
 
     transport = httpx.AsyncHTTPTransport()
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, httpcore.AsyncConnectionPool) and isinstance(
-        getattr(pool, "_network_backend", None), httpcore.AsyncNetworkBackend
-    ):
-        pool._network_backend = AsyncLargeReadBackend(pool._network_backend)
+    _wrap_backend(transport, httpcore.AsyncConnectionPool, httpcore.AsyncNetworkBackend, AsyncLargeReadBackend)
     return transport
+
+
+def _wrap_backend(transport: object, pool_type: type, backend_type: type, wrapper: Any) -> None:
+    """Wrap the pool's network backend when httpx's private layout is the one we know; else leave 64 KiB reads."""
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, pool_type) and isinstance(getattr(pool, "_network_backend", None), backend_type):
+        pool._network_backend = wrapper(pool._network_backend)  # type: ignore[attr-defined]
