@@ -286,17 +286,31 @@ class Transfer:
         """Hand one chunk to the sink (never blocks), sniffing the first bytes and checking the deadline."""
         if not chunk:
             return
+        self._check(chunk)
+        self.sink.put(chunk)
+        self._advance(len(chunk))
+
+    def on_filled(self, buffer: bytearray, size: int) -> None:
+        """As ``on_chunk`` for ``buffer[:size]``, a buffer from ``sink.buffer()`` that the sink then owns."""
+        if not size:
+            return
+        self._check(memoryview(buffer)[:size])
+        self.sink.put_buffer(buffer, size)
+        self._advance(size)
+
+    def _check(self, chunk: bytes | memoryview) -> None:
         if self.stopped():
             raise Stopped
         if self.offset < SNIFF_BYTES:
-            self.head = (self.head + chunk)[:SNIFF_BYTES]
+            self.head += chunk[: SNIFF_BYTES - len(self.head)]
             if len(self.head) >= min(SNIFF_BYTES, self.total or SNIFF_BYTES) and not looks_like_audio(self.head):
                 kind = (self.content_type or "unknown type").split(";")[0]
                 raise DownloadError(f"the storage host did not send audio (got {kind}, starting {self.head[:5]!r})")
         if self.total is not None and self.offset + len(chunk) > self.total:
             raise DownloadError("the storage host sent more bytes than it announced")
-        self.sink.put(chunk)
-        self.offset += len(chunk)
+
+    def _advance(self, size: int) -> None:
+        self.offset += size
         if self.progress is not None:
             self.progress(self.offset, self.total)
         self.remaining()

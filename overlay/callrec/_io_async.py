@@ -92,6 +92,5 @@ async def map_bounded(func: Callable[[T], Awaitable[R]], items: Sequence[T], con
 
 
 def storage_transport() -> httpx.AsyncBaseTransport | None:
-    """aiohttp's when ``async_transport`` picks it (~1.4x httpx's throughput on a 512 MiB download,
-    benchmarks/RESULTS.md), else httpx's with large reads; None under a proxy (httpx then honours it)."""
-    return async_transport() or async_storage_transport()
+    """The storage transport of ``_http11`` on worker threads; None under a proxy (httpx's transport then honours it)."""
+    return async_storage_transport()

@@ -1,13 +1,16 @@
-"""Writing a download to its temporary file on a background thread: the bytes, their sha256, fsync.
+"""Writing a download to its temporary file on background threads: the bytes, their sha256, fsync.
 
-The thread that reads the socket (or the event loop) hands each chunk to a :class:`FileSink`; the sink's
-own thread writes and hashes it. File writes and ``hashlib`` release the GIL, so reading the next chunk
-overlaps writing and hashing the last one. The sink also asks the kernel to start writing each few MiB
-to disk as they come (``sync_file_range``, Linux), so the final ``fsync`` has little left to wait for.
+The thread that reads the socket (or the event loop) hands each chunk to a :class:`FileSink`. The sink's
+writer thread writes it and passes it to the sink's hasher thread, which hashes it while the next chunk is
+written; file writes and ``hashlib`` release the GIL, so reading, writing and hashing overlap (on one
+thread, write + sha256 bounded a 512 MiB loopback download at ~950 MiB/s; benchmarks/RESULTS.md). The
+writer also asks the kernel to start writing each few MiB to disk as they come (``sync_file_range``,
+Linux), so the final ``fsync`` has little left to wait for.
 
 Guarantees: the digest is of exactly the bytes written, in order; at most ``max_pending`` bytes (plus
-one chunk) wait in memory; a failure on the sink's thread is raised by the caller's next ``put``,
-``write``, ``wait_for_room`` or ``finish``; ``abort`` stops the thread and removes the file.
+one chunk) wait in memory, until both threads are done with them; a failure on either thread is raised
+by the caller's next ``put``, ``write``, ``wait_for_room`` or ``finish``; ``abort`` stops both threads and
+removes the file.
 
 Usage (sync)::
 
@@ -19,6 +22,14 @@ Usage (sync)::
     except BaseException:
         sink.abort()
         raise
+
+Usage with buffers (the storage transport's ``readinto``; no allocation or copy per chunk)::
+
+    buffer = sink.buffer()  # a recycled bytearray of BUFFER_SIZE bytes
+    size = body.readinto(buffer)
+    sink.put_buffer(buffer, size)  # the sink writes buffer[:size], then recycles the buffer
+    if sink.full:
+        sink.wait_for_room()
 
 Usage (async): ``sink.put(chunk)`` never blocks; when ``sink.full`` is true, ``await
 asyncio.to_thread(sink.wait_for_room)``, which returns once the queue is down to half, so the event loop
@@ -38,7 +49,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Final, Protocol
 
-__all__ = ["MAX_PENDING", "WRITEBACK_EVERY", "FileSink", "Hasher"]
+__all__ = ["BUFFER_SIZE", "MAX_PENDING", "WRITEBACK_EVERY", "FileSink", "Hasher"]
 
 #: Bytes that may wait for the sink's thread before ``write`` blocks (plus the chunk being handed over).
 #: A 512 MiB benchmark download ran at 543/573/606/616 MiB/s with 1/2/4/8 MiB; 4 MiB keeps a bulk
@@ -47,6 +58,9 @@ MAX_PENDING: Final = 4 << 20
 #: Start writeback each time this many bytes have been written since the last start. Same benchmark:
 #: 591/607/563 MiB/s with 2/8/32 MiB, 492 MiB/s without (the final fsync then waits ~0.25 s, not ~0.01 s).
 WRITEBACK_EVERY: Final = 8 << 20
+#: Size of the buffers ``buffer()`` hands out. Freshly allocated memory is slow to fill on some VMs (page
+#: faults), so written buffers are recycled: the prototype went from ~930 to ~1,020 MiB/s with that alone.
+BUFFER_SIZE: Final = 1 << 20
 #: Read-back size when seeding the hash from a partial file.
 _SEED_BLOCK = 1 << 20
 #: sync_file_range(2) flag: start writeback of dirty pages in the range, do not wait for it.
@@ -103,8 +117,19 @@ _FINISH: Final = _Op("finish")
 _SEED: Final = _Op("seed")
 
 
+class _Chunk:
+    """Queued bytes, released (pending bytes counted down, buffer recycled) once written and hashed."""
+
+    __slots__ = ("cost", "data", "owners")
+
+    def __init__(self, data: bytes | memoryview, cost: int) -> None:
+        self.data = data
+        self.cost = cost  # memory held: a buffer's whole size, however much of it is filled
+        self.owners = 2  # the write and the hash
+
+
 class FileSink:
-    """Writes and hashes one download's bytes into ``file`` on a background thread.
+    """Writes and hashes one download's bytes into ``file`` on a background thread, helped by the caller's.
 
     The sink owns the file from construction: :meth:`abort` (or a failure to start the thread) closes and
     removes it; after :meth:`finish` the caller renames and closes it.
@@ -140,11 +165,18 @@ class FileSink:
         self._position = written  # bytes the thread has written (its view)
         self._synced_to = written  # start of the range not yet handed to writeback
         self._cond = threading.Condition()
-        self._queue: collections.deque[bytes | _Op] = collections.deque()
+        # Every chunk is in both queues: written in order by the sink's thread, hashed in order by
+        # whichever thread is free (one at a time: ``_hashing``), released when both are done.
+        self._to_write: collections.deque[_Chunk | _Op] = collections.deque()
+        self._to_hash: collections.deque[_Chunk | _Op] = collections.deque()
+        self._hashing = False
+        self._seeded = threading.Event()  # a resumed file's old bytes are hashed (set at once otherwise)
+        self._seeded.set()
+        self._spare: list[bytearray] = []  # released buffers, for buffer()
         self._pending = 0
         self._error: BaseException | None = None
         self._closed = False  # no more put(): finishing, finished or aborted
-        self._stopping = False  # abort(): the thread drops everything and exits
+        self._stopping = False  # abort() or a failure: the threads drop everything
         self._digest: str | None = None
         self._seed_size = 0
         self._thread = threading.Thread(target=self._run, name="callrec-sink", daemon=True)
@@ -157,7 +189,7 @@ class FileSink:
 
     @classmethod
     def resume(cls, path: Path, *, max_pending: int = MAX_PENDING, writeback_every: int = WRITEBACK_EVERY) -> FileSink:
-        """Continue a partial file: new bytes go after the existing ones, whose hash the thread reads back first.
+        """Continue a partial file: new bytes go after the existing ones, whose hash is read back first.
 
         ``written`` is known at once (the file's size), so the caller can ask for the rest right away.
         """
@@ -168,9 +200,10 @@ class FileSink:
         except BaseException:
             file.close()
             raise
-        with sink._cond:  # nothing else is queued yet: the thread seeds before it writes
+        with sink._cond:  # nothing else is queued yet: the old bytes are hashed before any new one
             sink._seed_size = size
-            sink._queue.appendleft(_SEED)
+            sink._seeded.clear()
+            sink._to_hash.appendleft(_SEED)
             sink._cond.notify_all()
         return sink
 
@@ -183,7 +216,7 @@ class FileSink:
 
     @property
     def pending(self) -> int:
-        """Bytes handed over but not yet written."""
+        """Bytes handed over but not yet written and hashed."""
         return self._pending
 
     @property
@@ -193,13 +226,33 @@ class FileSink:
 
     def put(self, chunk: bytes) -> None:
         """Queue ``chunk`` without blocking; raise the thread's failure if it had one."""
+        if chunk:
+            self._enqueue(chunk, len(chunk))
+        else:
+            self._check_open_locked()
+
+    def buffer(self) -> bytearray:
+        """A buffer of ``BUFFER_SIZE`` bytes to fill and hand back with ``put_buffer`` (recycled once released)."""
+        with self._cond:
+            if self._spare:
+                return self._spare.pop()
+        return bytearray(BUFFER_SIZE)
+
+    def put_buffer(self, buffer: bytearray, size: int) -> None:
+        """Queue ``buffer[:size]`` without blocking; the buffer is the sink's until ``buffer()`` returns it."""
+        if size:
+            self._enqueue(memoryview(buffer)[:size], len(buffer))
+        else:
+            self._check_open_locked()
+
+    def _enqueue(self, data: bytes | memoryview, cost: int) -> None:
+        chunk = _Chunk(data, cost)
         with self._cond:
             self._check_open()
-            if not chunk:
-                return
-            self._queue.append(chunk)
-            self._pending += len(chunk)
-            self._written += len(chunk)
+            self._to_write.append(chunk)
+            self._to_hash.append(chunk)
+            self._pending += cost
+            self._written += len(data)
             self._cond.notify_all()
 
     def write(self, chunk: bytes) -> None:
@@ -209,26 +262,35 @@ class FileSink:
             self.wait_for_room()
 
     def wait_for_room(self) -> None:
-        """Block until at most half of ``max_pending`` waits; raise the thread's failure if it had one."""
-        with self._cond:
-            while self._pending > self.max_pending // 2 and self._error is None and not self._stopping:
-                self._cond.wait()
-            self._check_open()
+        """Block until at most half of ``max_pending`` waits, hashing queued chunks meanwhile when nobody is.
+
+        Raises the sink's failure if it had one.
+        """
+        while True:
+            with self._cond:
+                if self._pending <= self.max_pending // 2 or self._error is not None or self._stopping:
+                    break
+                if self._hashing or not self._to_hash:
+                    self._cond.wait()
+                    continue
+            self._hash_next()
+        self._check_open_locked()
 
     def restart(self) -> None:
         """Start the file over: once the queued bytes are written, truncate it to zero and reset the hash."""
         with self._cond:
             self._check_open()
-            self._queue.append(_RESTART)
+            self._to_write.append(_RESTART)
+            self._to_hash.append(_RESTART)
             self._written = 0
             self._cond.notify_all()
 
     def finish(self) -> tuple[int, str]:
-        """Write everything queued, flush and fsync; return (size, sha256 hex digest). The file stays open."""
+        """Write and hash everything queued, flush and fsync; return (size, sha256 hex digest). The file stays open."""
         with self._cond:
             self._check_open()
             self._closed = True
-            self._queue.append(_FINISH)
+            self._to_write.append(_FINISH)
             self._cond.notify_all()
         self._thread.join()
         if self._error is not None:
@@ -248,7 +310,8 @@ class FileSink:
         """Stop the thread, drop what is queued, close and remove the file. Never raises; safe to repeat."""
         with self._cond:
             self._closed = self._stopping = True
-            self._queue.clear()
+            self._to_write.clear()
+            self._to_hash.clear()
             self._pending = 0
             self._cond.notify_all()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
@@ -267,45 +330,110 @@ class FileSink:
         if self._closed:
             raise RuntimeError("the sink is finished or aborted")
 
-    # -- the sink's thread ----------------------------------------------
+    def _check_open_locked(self) -> None:
+        with self._cond:
+            self._check_open()
+
+    # -- the sink's thread (and the hashing both threads share) ----------
+
+    def _release(self, chunk: _Chunk) -> None:
+        """One of the write and the hash is done with ``chunk`` (the condition held)."""
+        chunk.owners -= 1
+        if chunk.owners:
+            return
+        self._pending -= chunk.cost
+        if isinstance(chunk.data, memoryview):
+            buffer = chunk.data.obj
+            chunk.data.release()
+            self._spare.append(buffer)  # type: ignore[arg-type]  # one of buffer()'s
+        if self._pending <= self.max_pending // 2:
+            self._cond.notify_all()
+
+    def _fail(self, exc: BaseException) -> None:
+        """Surfaced by the caller's next call, never swallowed; everything queued is dropped."""
+        with self._cond:
+            if self._error is None:
+                self._error = exc
+            self._stopping = True
+            self._to_write.clear()
+            self._to_hash.clear()
+            self._pending = 0
+            self._cond.notify_all()
+        self._seeded.set()
+
+    def _hash_next(self) -> None:
+        """Hash the next chunk in order (or apply a restart or the seed), unless another thread is hashing."""
+        with self._cond:
+            if self._hashing or not self._to_hash or self._stopping:
+                return
+            item = self._to_hash.popleft()
+            self._hashing = True
+        try:
+            if isinstance(item, _Chunk):
+                self._hash.update(item.data)
+            elif item is _RESTART:
+                self._hash = hashlib.sha256()
+            elif item is _SEED:
+                try:
+                    self._seed()
+                finally:
+                    self._seeded.set()
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            with self._cond:
+                self._hashing = False
+                if isinstance(item, _Chunk) and not self._stopping:
+                    self._release(item)
+                self._cond.notify_all()
 
     def _run(self) -> None:
-        done = 0
+        """Write every chunk in order; hash while there is nothing to write; at the end, hash the rest."""
         try:
             while True:
                 with self._cond:
-                    self._pending -= done
-                    if self._pending <= self.max_pending // 2:
-                        self._cond.notify_all()
-                    while not self._queue and not self._stopping:
+                    while not self._to_write and not self._stopping and (self._hashing or not self._to_hash):
                         self._cond.wait()
                     if self._stopping:
                         return
-                    item = self._queue.popleft()
-                if isinstance(item, bytes):
-                    self._write(item)
-                    done = len(item)
-                    continue
-                done = 0
-                if item is _FINISH:
-                    return
-                if item is _RESTART:
+                    item = self._to_write.popleft() if self._to_write else None
+                if item is None:
+                    self._hash_next()
+                elif isinstance(item, _Chunk):
+                    self._write(item.data)
+                    with self._cond:
+                        self._release(item)
+                elif item is _RESTART:
+                    self._hash_until_seeded()  # a resumed file's old bytes are read back before it is truncated
                     self.file.seek(0)
                     self.file.truncate()
-                    self._hash = hashlib.sha256()
                     self._position = self._synced_to = 0
-                elif item is _SEED:
-                    self._seed()
-        except BaseException as exc:  # surfaced by the caller's next call, never swallowed
-            with self._cond:
-                self._error = exc
-                self._queue.clear()
-                self._pending = 0
-                self._cond.notify_all()
+                elif item is _FINISH:
+                    self._hash_rest()
+                    return
+        except BaseException as exc:
+            self._fail(exc)
 
-    def _write(self, chunk: bytes) -> None:
+    def _hash_until_seeded(self) -> None:
+        while not self._seeded.is_set():
+            with self._cond:
+                while self._hashing and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+            self._hash_next()  # the seed is first in line
+
+    def _hash_rest(self) -> None:
+        while True:
+            with self._cond:
+                while self._hashing and not self._stopping:
+                    self._cond.wait()
+                if not self._to_hash or self._stopping:
+                    return
+            self._hash_next()
+
+    def _write(self, chunk: bytes | memoryview) -> None:
         self.file.write(chunk)
-        self._hash.update(chunk)
         self._position += len(chunk)
         if self._writeback_every and self._position - self._synced_to >= self._writeback_every:
             self._start_writeback()

@@ -26,7 +26,7 @@ from ._redact import redact_text
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["async_storage_transport", "async_transport", "storage_transport"]
+__all__ = ["READ_INTO", "async_storage_transport", "async_transport", "storage_transport"]
 
 #: httpx's defaults, so switching transports does not change pool behaviour.
 _MAX_CONNECTIONS = 100
@@ -183,49 +183,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
-#: Bytes asked of the socket per read on storage connections; httpcore asks for 64 KiB.
-STORAGE_READ_SIZE = 256 * 1024
+#: The response extension through which callrec's storage transport offers ``readinto`` (see ``_http11``).
+READ_INTO = "callrec_readinto"
 
 
-def storage_transport() -> httpx.HTTPTransport | None:
-    """httpx's transport, reading 256 KiB per socket read instead of httpcore's fixed 64 KiB.
+def storage_transport() -> httpx.BaseTransport | None:
+    """The storage transport of ``_http11``: bodies read straight into the download's buffers.
 
-    None (httpx's default, 64 KiB reads) when the environment names a proxy, so proxies still apply.
-
-    With the download's writing and hashing on the sink's thread, each read is a GIL handoff;
-    fewer, larger reads took the 512 MiB benchmark download from 515 to 603 MiB/s. httpcore
-    has no setting for it (HTTP11Connection.READ_NUM_BYTES, encode/httpcore#135), so the pool's
-    network backend is wrapped; if httpx's private layout changes, this falls back to 64 KiB
-    reads (tests/download/test_download_sink.py). It can go if
-    httpcore makes the read size configurable.
+    None (httpx's own transport) when the environment names a proxy: httpx then routes storage
+    requests through it and honours NO_PROXY.
     """
     if _environment_names_a_proxy():
         return None
-    import httpcore  # here, not at `import callrec`: httpx itself loads it only for its first client
+    from ._http11 import StorageTransport  # here, not at `import callrec`: it loads h11
 
-    from ._large_reads import LargeReadBackend
-
-    transport = httpx.HTTPTransport()
-    _wrap_backend(transport, httpcore.ConnectionPool, httpcore.NetworkBackend, LargeReadBackend)
-    return transport
+    return StorageTransport()
 
 
-def async_storage_transport() -> httpx.AsyncHTTPTransport | None:
-    """httpx's async transport with 256 KiB reads: anyio otherwise hands httpcore each 256 KiB socket read
-    as four 64 KiB slices, one event-loop round trip each (same workaround as ``storage_transport``)."""
+def async_storage_transport() -> httpx.AsyncBaseTransport | None:
+    """The same transport for the async clients, its blocking steps on worker threads; None under a proxy."""
     if _environment_names_a_proxy():
         return None
-    import httpcore
+    from ._http11 import AsyncStorageTransport
 
-    from ._large_reads import AsyncLargeReadBackend
-
-    transport = httpx.AsyncHTTPTransport()
-    _wrap_backend(transport, httpcore.AsyncConnectionPool, httpcore.AsyncNetworkBackend, AsyncLargeReadBackend)
-    return transport
-
-
-def _wrap_backend(transport: object, pool_type: type, backend_type: type, wrapper: Any) -> None:
-    """Wrap the pool's network backend when httpx's private layout is the one we know; else leave 64 KiB reads."""
-    pool = getattr(transport, "_pool", None)
-    if isinstance(pool, pool_type) and isinstance(getattr(pool, "_network_backend", None), backend_type):
-        pool._network_backend = wrapper(pool._network_backend)  # type: ignore[attr-defined]
+    return AsyncStorageTransport()

@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from callrec import DownloadError, _io_async
-from callrec._transport import async_storage_transport
+from callrec import DownloadError, _io_async, _io_sync
 from callrec.testing import FakeServer, faults
 
 from .conftest import Mode, async_client, sync_client
@@ -28,11 +27,14 @@ def download(fake: FakeServer, mode: Mode, dest: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_storage_redirect_location_is_redacted_in_httpcore_debug_logs(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, mode: Mode
+@pytest.mark.parametrize("transport", ["callrec", "httpx"])
+def test_storage_redirect_location_is_redacted_in_debug_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, mode: Mode, transport: str
 ) -> None:
-    # Async storage goes through aiohttp when it is installed; httpcore's traces are the subject here.
-    monkeypatch.setattr(_io_async, "storage_transport", async_storage_transport)
+    # "httpx": storage on httpx's own transport, as under a proxy; httpcore's DEBUG traces then carry the headers.
+    if transport == "httpx":
+        monkeypatch.setattr(_io_sync, "storage_transport", lambda: None)
+        monkeypatch.setattr(_io_async, "storage_transport", lambda: None)
     caplog.set_level(logging.DEBUG)
     with FakeServer() as fake:
         fake.add_recording("feather", "call_1")
@@ -41,6 +43,8 @@ def test_storage_redirect_location_is_redacted_in_httpcore_debug_logs(
             download(fake, mode, tmp_path)
         signature = fake.requests_to("storage")[0].params["X-Amz-Signature"]
     httpcore_lines = [r.getMessage() for r in caplog.records if r.name.startswith("httpcore")]
-    assert any("Location" in line for line in httpcore_lines), "httpcore logged the redirect's headers"
+    redirects = [line for line in httpcore_lines if "Location" in line]
+    # callrec's storage transport logs nothing; httpx's logs the redirect's headers, redacted.
+    assert bool(redirects) is (transport == "httpx")
     assert not [line for line in httpcore_lines if "X-Amz-" in line or signature in line]
     assert signature not in caplog.text
