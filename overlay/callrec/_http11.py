@@ -297,6 +297,16 @@ class Body(httpx.SyncByteStream):
             self._done()
 
     @property
+    def remaining(self) -> int:
+        """Body bytes not yet returned by ``readinto`` (Content-Length framing)."""
+        return self._left + len(self._prefix)
+
+    @property
+    def buffered(self) -> int:
+        """Body bytes that arrived with the headers and are not yet returned: ``readinto`` needs no socket read."""
+        return len(self._prefix)
+
+    @property
     def received(self) -> int:
         assert self.expected is not None
         return self.expected - self._left - len(self._prefix)
@@ -468,8 +478,16 @@ class AsyncBody(httpx.AsyncByteStream):
         future.add_done_callback(lambda _: self._body.close())
 
     async def readinto(self, buffer: bytearray | memoryview) -> int:
-        """Read at least ``ASYNC_MIN_FILL`` bytes on a worker thread: one event-loop round trip per 256 KiB or more."""
-        return await self._transport.run(lambda: self._body.readinto(buffer, ASYNC_MIN_FILL), self._interrupted)
+        """Read at least ``ASYNC_MIN_FILL`` bytes on a worker thread: one event-loop round trip per 256 KiB or more.
+
+        A body that fits the buffer is read whole in one trip; the end of a body, and bytes that arrived with the
+        headers, need no trip at all.
+        """
+        body = self._body
+        if body.remaining == 0 or body.buffered >= min(len(buffer), body.remaining, ASYNC_MIN_FILL):
+            return body.readinto(buffer, 0)  # never touches the socket
+        min_fill = len(buffer) if body.remaining <= len(buffer) else ASYNC_MIN_FILL
+        return await self._transport.run(lambda: body.readinto(buffer, min_fill), self._interrupted)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks = iter(self._body)

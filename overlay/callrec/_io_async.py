@@ -92,5 +92,5 @@ async def map_bounded(func: Callable[[T], Awaitable[R]], items: Sequence[T], con
 
 
 def storage_transport() -> httpx.AsyncBaseTransport | None:
-    """The storage transport of ``_http11`` on worker threads; None under a proxy (httpx's transport then honours it)."""
+    """The storage transport of ``_http11`` on worker threads; None under a proxy (httpx's transport honours it)."""
     return async_storage_transport()

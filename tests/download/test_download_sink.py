@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import hashlib
 import threading
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from callrec import _async_client, _download, _io_async, _sync_client, _transport
+from callrec import _async_client, _download, _io_async, _io_sync, _sink, _sync_client, _transport
 from callrec.testing import FakeServer, faults
 
 from .conftest import BIG, afeather, feather, leftovers
@@ -31,37 +32,70 @@ def download(fake: FakeServer, mode: str, recording_id: str, dest: Path) -> Any:
     return asyncio.run(run())
 
 
-def record_chunk_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    sizes: list[int] = []
-    original = _download.Transfer.on_chunk
+def record_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
+    """(sizes handed over as filled buffers, sizes handed over as bytes chunks), as the download makes them."""
+    filled: list[int] = []
+    chunks: list[int] = []
+    on_filled, on_chunk = _download.Transfer.on_filled, _download.Transfer.on_chunk
 
-    def on_chunk(self: _download.Transfer, chunk: bytes) -> None:
-        sizes.append(len(chunk))
-        original(self, chunk)
+    def record_filled(self: _download.Transfer, buffer: bytearray, size: int) -> None:
+        assert len(buffer) == _sink.BUFFER_SIZE
+        filled.append(size)
+        on_filled(self, buffer, size)
 
-    monkeypatch.setattr(_download.Transfer, "on_chunk", on_chunk)
-    return sizes
+    def record_chunk(self: _download.Transfer, chunk: bytes) -> None:
+        chunks.append(len(chunk))
+        on_chunk(self, chunk)
+
+    monkeypatch.setattr(_download.Transfer, "on_filled", record_filled)
+    monkeypatch.setattr(_download.Transfer, "on_chunk", record_chunk)
+    return filled, chunks
+
+
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_storage_reads_up_to_256_kib_at_a_time(
+def test_storage_bodies_are_read_straight_into_the_sinks_buffers(
     fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    no_proxy(monkeypatch)
     fake.add_recording("feather", "big", data=BIG * 4)
-    monkeypatch.setattr(_io_async, "storage_transport", _transport.async_storage_transport)  # not aiohttp's
-    sizes = record_chunk_sizes(monkeypatch)
+    filled, chunks = record_reads(monkeypatch)
     result = download(fake, mode, "big", tmp_path)
-    assert result.bytes == len(BIG * 4) == sum(sizes)
-    assert max(sizes) > 64 * 1024, "httpcore's fixed 64 KiB reads: the large-read wrapper is not in place"
-    assert max(sizes) <= _transport.STORAGE_READ_SIZE
+    assert result.bytes == len(BIG * 4) == sum(filled)
+    assert chunks == [], "bytes went through iter_raw, not the storage transport's readinto"
+    assert result.sha256 == hashlib.sha256(BIG * 4).hexdigest()
+    assert result.path.read_bytes() == BIG * 4
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_under_a_proxy_storage_bodies_take_httpx_and_the_same_guarantees(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # httpx's own transport (what a proxy in the environment selects); the sink is the same.
+    monkeypatch.setattr(_io_sync, "storage_transport", lambda: None)
+    monkeypatch.setattr(_io_async, "storage_transport", lambda: None)
+    fake.add_recording("feather", "big", data=BIG * 4)
+    filled, chunks = record_reads(monkeypatch)
+    result = download(fake, mode, "big", tmp_path)
+    assert filled == [] and sum(chunks) == result.bytes == len(BIG * 4)
+    assert result.sha256 == hashlib.sha256(BIG * 4).hexdigest()
+    assert result.path.read_bytes() == BIG * 4
 
 
 def test_a_proxy_in_the_environment_leaves_the_storage_transport_to_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     assert _transport.storage_transport() is None  # httpx mounts environment proxies only when it picks
     assert _transport.async_storage_transport() is None
+
+
+def test_without_a_proxy_storage_uses_callrecs_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    no_proxy(monkeypatch)
+    assert type(_transport.storage_transport()).__name__ == "StorageTransport"
+    assert type(_transport.async_storage_transport()).__name__ == "AsyncStorageTransport"
 
 
 class DiskFull:

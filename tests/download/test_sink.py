@@ -327,3 +327,109 @@ def test_libc_sync_file_range_starts_writeback_on_a_real_file(tmp_path: Path) ->
     with pytest.raises(OSError, match="Invalid argument"):
         sync_file_range(file.fileno(), -1, 10, _sink._SYNC_FILE_RANGE_WRITE)
     file.close()
+
+
+# -- buffers (the storage transport's readinto) and hashing on the caller's thread --------------------
+
+
+def test_put_buffer_writes_the_filled_part_and_recycles_the_buffer_once_written_and_hashed(tmp_path: Path) -> None:
+    file, path = new_file(tmp_path)
+    sink = FileSink(file, path)
+    first = sink.buffer()
+    assert len(first) == _sink.BUFFER_SIZE
+    first[:5] = b"hello"
+    sink.put_buffer(first, 5)
+    sink.wait_for_room()  # nothing to wait for; the chunk may still be queued
+    deadline = time.monotonic() + 5
+    while sink.pending and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert sink.pending == 0
+    second = sink.buffer()
+    assert second is first  # recycled, not allocated again
+    second[:6] = b" world"
+    sink.put_buffer(second, 6)
+    size, digest = sink.finish()
+    file.close()
+    assert (size, digest) == (11, hashlib.sha256(b"hello world").hexdigest())
+    assert path.read_bytes() == b"hello world"
+
+
+def test_a_buffer_counts_its_whole_size_against_max_pending(tmp_path: Path) -> None:
+    file, path = new_file(tmp_path)
+    gate = threading.Event()
+    slow = Wrapped(file, gate=gate)
+    sink = FileSink(cast(IO[bytes], slow), path, max_pending=2 * _sink.BUFFER_SIZE)
+    for _ in range(3):
+        buffer = sink.buffer()
+        sink.put_buffer(buffer, 10)  # 10 bytes used, 1 MiB held
+    assert sink.pending == 3 * _sink.BUFFER_SIZE and sink.full
+    gate.set()
+    assert sink.finish()[0] == 30
+    file.close()
+
+
+def test_a_finished_sinks_buffers_go_to_the_next_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_sink, "_kept", [])  # whatever earlier tests left
+    file, path = new_file(tmp_path)
+    sink = FileSink(file, path)
+    buffer = sink.buffer()
+    sink.put_buffer(buffer, 1)
+    sink.finish()
+    file.close()
+    other_file, other_path = new_file(tmp_path, "other.part")
+    other = FileSink(other_file, other_path)
+    assert other.buffer() is buffer
+    other.abort()
+
+
+def test_while_the_writer_is_held_up_the_callers_wait_hashes_in_order(tmp_path: Path) -> None:
+    file, path = new_file(tmp_path)
+    gate = threading.Event()
+    slow = Wrapped(file, gate=gate)
+    sink = FileSink(cast(IO[bytes], slow), path, max_pending=4 * 100_000)
+    hashed_by: list[str] = []
+    real = hashlib.sha256()
+
+    class Recording:
+        def update(self, data: bytes) -> None:
+            hashed_by.append(threading.current_thread().name)
+            real.update(data)
+
+        def hexdigest(self) -> str:
+            return real.hexdigest()
+
+    sink._hash = Recording()
+    parts = [bytes([n]) * 100_000 for n in range(8)]
+    waiter_done = threading.Event()
+
+    def produce() -> None:
+        for part in parts:
+            sink.write(part)  # blocks in wait_for_room once 400 kB wait: then it hashes
+        waiter_done.set()
+
+    producer = threading.Thread(target=produce, name="the-caller")
+    producer.start()
+    slow.writing.wait(5)  # the writer is stuck in its first write
+    deadline = time.monotonic() + 5
+    while hashed_by.count("the-caller") < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert hashed_by.count("the-caller") >= 2, "wait_for_room only waited"
+    gate.set()
+    producer.join(5)
+    assert waiter_done.is_set()
+    size, digest = sink.finish()
+    file.close()
+    assert (size, digest) == (800_000, hashlib.sha256(b"".join(parts)).hexdigest())
+    assert path.read_bytes() == b"".join(parts)
+
+
+def test_resume_then_restart_waits_for_the_seed_before_truncating(tmp_path: Path) -> None:
+    path = tmp_path / "rec.part"
+    path.write_bytes(b"old" * 100_000)
+    sink = FileSink.resume(path)
+    sink.restart()  # the writer must not truncate while the old bytes are still being read back
+    sink.write(b"new")
+    size, digest = sink.finish()
+    sink.file.close()
+    assert (size, digest) == (3, hashlib.sha256(b"new").hexdigest())
+    assert path.read_bytes() == b"new"
