@@ -202,7 +202,7 @@ async def _plain_many(base: str, key: str, ids: list[str], dest: Path, concurren
     gate = asyncio.Semaphore(concurrency)
     async with (
         httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, transport=async_transport()) as api,
-        httpx.AsyncClient() as storage,  # the SDK's storage client is on httpx's own transport too
+        httpx.AsyncClient() as storage,  # httpx's own transport, as an SDK user without callrec would
     ):
 
         async def one(rid: str) -> None:
