@@ -92,8 +92,8 @@ class BaseClient:
         recording_id = check_recording_id(recording_id)
         seconds = DEFAULT_DOWNLOAD_DEADLINE if deadline is None else check_seconds("deadline", deadline)
         target = plan_destination(dest, self._vendor.name, recording_id, leg)
-        existing = target.existing()
-        if existing is not None and not overwrite:
+        existing = None if overwrite else target.existing()
+        if existing is not None:
             raise FileExistsError(f"{existing} exists (pass overwrite=True to replace it)")
         return target, time.monotonic() + seconds
 

@@ -19,9 +19,9 @@ import secrets
 import stat
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO, NoReturn, Protocol
 
 import attrs
 import httpx
@@ -106,9 +106,12 @@ class Destination:
         """An existing file this download would replace, if any (whatever extension it got)."""
         return next((p for p in self._candidates() if p.exists()), None)
 
-    def others(self, final: Path) -> list[Path]:
-        """Files of an earlier download of the same recording under another extension (replaced on overwrite)."""
-        return [p for p in self._candidates() if p != final and p.exists()]
+    def others(self, final: Path) -> Iterator[Path]:
+        """Files of an earlier download of the same recording under another extension (replaced on overwrite).
+
+        Lazy: ``commit`` looks only on overwrite, on the thread that commits (not on the event loop).
+        """
+        return (p for p in self._candidates() if p != final and p.exists())
 
 
 def plan_destination(dest: str | os.PathLike[str], provider: str, recording_id: str, leg: str | None) -> Destination:
@@ -288,15 +291,18 @@ class Transfer:
             return
         self._check(chunk)
         self.sink.put(chunk)
-        self._advance(len(chunk))
+        self._advance(len(chunk), self.progress)
 
-    def on_filled(self, buffer: bytearray, size: int) -> None:
-        """As ``on_chunk`` for ``buffer[:size]``, a buffer from ``sink.buffer()`` that the sink then owns."""
+    def on_filled(self, buffer: bytearray, size: int, progress: ProgressCallback | None) -> None:
+        """As ``on_chunk`` for ``buffer[:size]``, a buffer from ``sink.buffer()`` that the sink then owns.
+
+        ``progress`` is told instead of ``self.progress`` (the async driver's hands the call to the event loop).
+        """
         if not size:
             return
         self._check(memoryview(buffer)[:size])
         self.sink.put_buffer(buffer, size)
-        self._advance(size)
+        self._advance(size, progress)
 
     def _check(self, chunk: bytes | memoryview) -> None:
         if self.stopped():
@@ -309,10 +315,10 @@ class Transfer:
         if self.total is not None and self.offset + len(chunk) > self.total:
             raise DownloadError("the storage host sent more bytes than it announced")
 
-    def _advance(self, size: int) -> None:
+    def _advance(self, size: int, progress: ProgressCallback | None) -> None:
         self.offset += size
-        if self.progress is not None:
-            self.progress(self.offset, self.total)
+        if progress is not None:
+            progress(self.offset, self.total)
         self.remaining()
 
     def on_body_end(self) -> Action:
@@ -369,6 +375,39 @@ class Transfer:
             sha256=self.sink.hexdigest(),
             url_refreshes=self.refreshes,
         )
+
+
+class BodyReader(Protocol):
+    """A response body that reads itself into a buffer (``_http11.Body``)."""
+
+    @property
+    def remaining(self) -> int: ...
+
+    def readinto(self, buffer: bytearray, min_fill: int) -> int: ...
+
+
+#: A read returns once this much is in the buffer (``_http11.MIN_FILL``): the reader then hands over often and,
+#: while the sink is full, hashes (FileSink.wait_for_room). Filling whole 1 MiB buffers instead took the 512 MiB
+#: benchmark download from ~1,040 to ~580 MiB/s. A rest of the body that fits the buffer is read whole (one
+#: chunk per small recording: download_many of 1 MiB files 0.78x -> ~0.9x the plain loop).
+MIN_FILL = 64 * 1024
+
+
+def read_body(body: BodyReader, transfer: Transfer, progress: ProgressCallback | None) -> None:
+    """Read a Content-Length body to its end into the sink's recycled buffers (no copy in Python).
+
+    The sync driver calls it on its own thread, the async one on a worker thread. While the sink is full, this
+    thread hashes queued chunks (``FileSink.wait_for_room``) instead of idling.
+    """
+    sink = transfer.sink
+    while True:
+        buffer = sink.buffer()
+        filled = body.readinto(buffer, len(buffer) if body.remaining <= len(buffer) else MIN_FILL)
+        if not filled:
+            return
+        transfer.on_filled(buffer, filled, progress)
+        if sink.full:
+            sink.wait_for_room()
 
 
 def open_temp(folder: Path, stem: str) -> tuple[IO[bytes], Path]:

@@ -21,8 +21,8 @@ What it is, and is not:
 - Failures are httpx's exceptions (ConnectError, ConnectTimeout, ReadError, ReadTimeout, WriteError,
   WriteTimeout, RemoteProtocolError), with the socket's or h11's text, which never holds the URL.
 
-``AsyncStorageTransport`` runs the same code on worker threads: the event loop hops to a thread once per
-request head and once per filled buffer (1 MiB), so an async download runs at the sync one's speed.
+``AsyncStorageTransport`` runs the same code on worker threads: the event loop hops to a thread for the request
+head, and once more for a whole body: the async driver reads it on a worker exactly as the sync driver does.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from typing import Any, Final, TypeVar
 import h11
 import httpx
 
-from ._transport import READ_INTO
+from ._transport import BODY_READER
 
-__all__ = ["KEEPALIVE_EXPIRY", "READ_INTO", "AsyncStorageTransport", "Body", "StorageTransport"]
+__all__ = ["KEEPALIVE_EXPIRY", "AsyncStorageTransport", "Body", "StorageTransport"]
 
 #: Seconds an idle connection is kept (httpx's default).
 KEEPALIVE_EXPIRY: Final = 5.0
@@ -51,13 +51,8 @@ KEEPALIVE_EXPIRY: Final = 5.0
 _MAX_IDLE_PER_ORIGIN: Final = 20
 #: Bytes asked of the socket while h11 parses (heads, chunked and close-delimited bodies).
 _READ_SIZE: Final = 256 * 1024
-#: By default readinto() returns once this much is in the buffer (or it is full, or the body ended): the
-#: sync reader then hands over often and, when the sink is full, helps hash (FileSink.wait_for_room). With
-#: the reader filling whole 1 MiB buffers instead, the 512 MiB benchmark download fell from ~1,040 to ~580 MiB/s.
+#: readinto()'s default: return once this much is in the buffer (see _download.MIN_FILL).
 MIN_FILL: Final = 64 * 1024
-#: The async body's readinto returns once this much is in the buffer: each return costs two thread hops.
-#: Async 512 MiB download (MiB/s): 64 KiB ~790, 256 KiB ~840, 512 KiB ~820, the whole 1 MiB ~535.
-ASYNC_MIN_FILL: Final = 256 * 1024
 #: Bytes per chunk when a Content-Length body is iterated instead of read into a buffer.
 _ITER_SIZE: Final = 64 * 1024
 #: As httpcore: the largest status line and headers accepted.
@@ -202,7 +197,7 @@ class StorageTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         event, body = self.exchange(request)
-        return _response(request, event, body, body.readinto if body.framed_by_length else None)
+        return _response(request, event, body, body if body.framed_by_length else None)
 
     def close(self) -> None:
         with self._lock:
@@ -213,10 +208,10 @@ class StorageTransport(httpx.BaseTransport):
                 sock.close()
 
 
-def _response(request: httpx.Request, event: h11.Response, stream: Any, read_into: Any) -> httpx.Response:
+def _response(request: httpx.Request, event: h11.Response, stream: Any, reader: Any) -> httpx.Response:
     extensions: dict[str, Any] = {"http_version": b"HTTP/" + event.http_version, "reason_phrase": event.reason}
-    if read_into is not None:
-        extensions[READ_INTO] = read_into
+    if reader is not None:
+        extensions[BODY_READER] = reader
     return httpx.Response(
         status_code=event.status_code,
         headers=event.headers.raw_items(),
@@ -300,11 +295,6 @@ class Body(httpx.SyncByteStream):
     def remaining(self) -> int:
         """Body bytes not yet returned by ``readinto`` (Content-Length framing)."""
         return self._left + len(self._prefix)
-
-    @property
-    def buffered(self) -> int:
-        """Body bytes that arrived with the headers and are not yet returned: ``readinto`` needs no socket read."""
-        return len(self._prefix)
 
     @property
     def received(self) -> int:
@@ -448,7 +438,7 @@ class AsyncStorageTransport(httpx.AsyncBaseTransport):
         await request.aread()
         event, body = await self.run(lambda: self._sync.exchange(request), _close_when_done)
         stream = AsyncBody(self, body)
-        return _response(request, event, stream, stream.readinto if body.framed_by_length else None)
+        return _response(request, event, stream, stream if body.framed_by_length else None)
 
     async def aclose(self) -> None:
         self._sync.close()
@@ -477,17 +467,14 @@ class AsyncBody(httpx.AsyncByteStream):
         self._body.interrupt()
         future.add_done_callback(lambda _: self._body.close())
 
-    async def readinto(self, buffer: bytearray | memoryview) -> int:
-        """Read at least ``ASYNC_MIN_FILL`` bytes on a worker thread: one event-loop round trip per 256 KiB or more.
+    @property
+    def body(self) -> Body:
+        """The sync body, to read from the function given to ``in_worker``."""
+        return self._body
 
-        A body that fits the buffer is read whole in one trip; the end of a body, and bytes that arrived with the
-        headers, need no trip at all.
-        """
-        body = self._body
-        if body.remaining == 0 or body.buffered >= min(len(buffer), body.remaining, ASYNC_MIN_FILL):
-            return body.readinto(buffer, 0)  # never touches the socket
-        min_fill = len(buffer) if body.remaining <= len(buffer) else ASYNC_MIN_FILL
-        return await self._transport.run(lambda: body.readinto(buffer, min_fill), self._interrupted)
+    async def in_worker(self, func: Callable[[], T]) -> T:
+        """Run ``func`` (a loop reading ``body``) on a worker thread; a cancelled wait interrupts its read."""
+        return await self._transport.run(func, self._interrupted)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         chunks = iter(self._body)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import httpx
 
+from ._download import Transfer, read_body
 from ._transport import async_storage_transport, async_transport
+
+if TYPE_CHECKING:
+    from ._http11 import AsyncBody
 
 __all__ = [
     "api_transport",
@@ -22,6 +26,7 @@ __all__ = [
     "deadline_scope",
     "map_bounded",
     "new_client",
+    "read_storage_body",
     "sleep",
     "stopped",
     "storage_transport",
@@ -89,6 +94,34 @@ async def map_bounded(func: Callable[[T], Awaitable[R]], items: Sequence[T], con
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     return results
+
+
+async def read_storage_body(reader: AsyncBody, transfer: Transfer) -> None:
+    """Read the body on one of the storage transport's worker threads, as the sync driver does on its own.
+
+    One event-loop round trip for the whole body, however long; the worker also hashes while the sink is full.
+    Progress calls are handed to the event loop, in order, and none is made once the wait was cancelled. A
+    cancelled wait interrupts the worker's read (``AsyncBody.in_worker``).
+    """
+    progress = transfer.progress
+    if progress is None:
+        await reader.in_worker(lambda: read_body(reader.body, transfer, None))
+        return
+    loop = asyncio.get_running_loop()
+    cancelled = False
+
+    def deliver(done: int, total: int | None) -> None:
+        if not cancelled:
+            progress(done, total)
+
+    def report(done: int, total: int | None) -> None:
+        loop.call_soon_threadsafe(deliver, done, total)
+
+    try:
+        await reader.in_worker(lambda: read_body(reader.body, transfer, report))
+    except asyncio.CancelledError:
+        cancelled = True
+        raise
 
 
 def storage_transport() -> httpx.AsyncBaseTransport | None:

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
-from ._download import Stopped
+from ._download import BodyReader, Stopped, Transfer, read_body
 from ._transport import storage_transport as sync_storage_transport
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "deadline_scope",
     "map_bounded",
     "new_client",
+    "read_storage_body",
     "sleep",
     "stopped",
     "storage_transport",
@@ -107,6 +108,11 @@ def map_bounded(func: Callable[[T], R], items: Sequence[T], concurrency: int) ->
                 future.cancel()
             raise
         return [future.result() for future in futures]
+
+
+def read_storage_body(reader: BodyReader, transfer: Transfer) -> None:
+    """Read the body here, on the caller's thread (which hashes while the sink is full)."""
+    read_body(reader, transfer, transfer.progress)
 
 
 def storage_transport() -> httpx.BaseTransport | None:

@@ -24,7 +24,7 @@ from ._link import Link
 from ._signed_url import SignedUrl
 from ._sink import FileSink
 from ._storage import Storage, storage_client_kwargs
-from ._transport import READ_INTO
+from ._transport import BODY_READER
 from ._validate import Leg, check_count, check_leg, check_margin, check_recording_id
 from ._vendors import FEATHER, SIRO
 
@@ -89,16 +89,9 @@ class SyncClientBase(BaseClient):
                         if transfer.error_body_complete(body):
                             break
                     return transfer.on_error_body(response, body)
-                read_into = response.extensions.get(READ_INTO)
-                if read_into is not None:  # callrec's storage transport: socket to the sink's buffers, no copy
-                    while True:
-                        buffer = transfer.sink.buffer()
-                        filled = read_into(buffer)
-                        if not filled:
-                            break
-                        transfer.on_filled(buffer, filled)
-                        if transfer.sink.full:
-                            _io.to_thread(transfer.sink.wait_for_room)
+                reader = response.extensions.get(BODY_READER)
+                if reader is not None:  # callrec's storage transport: socket to the sink's buffers, no copy
+                    _io.read_storage_body(reader, transfer)
                     return transfer.on_body_end()
                 for chunk in response.iter_raw():
                     transfer.on_chunk(chunk)

@@ -26,7 +26,7 @@ from ._redact import redact_text
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["READ_INTO", "async_storage_transport", "async_transport", "storage_transport"]
+__all__ = ["BODY_READER", "async_storage_transport", "async_transport", "storage_transport"]
 
 #: httpx's defaults, so switching transports does not change pool behaviour.
 _MAX_CONNECTIONS = 100
@@ -183,8 +183,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
-#: The response extension through which callrec's storage transport offers ``readinto`` (see ``_http11``).
-READ_INTO = "callrec_readinto"
+#: The response extension through which callrec's storage transport offers a Content-Length body's reader
+#: (``_http11.Body``, with ``readinto``; async: ``_http11.AsyncBody``, which runs a reading loop on a worker thread).
+BODY_READER = "callrec_body_reader"
 
 
 def storage_transport() -> httpx.BaseTransport | None:

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import hashlib
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,10 +39,10 @@ def record_reads(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]
     chunks: list[int] = []
     on_filled, on_chunk = _download.Transfer.on_filled, _download.Transfer.on_chunk
 
-    def record_filled(self: _download.Transfer, buffer: bytearray, size: int) -> None:
+    def record_filled(self: _download.Transfer, buffer: bytearray, size: int, progress: Any) -> None:
         assert len(buffer) == _sink.BUFFER_SIZE
         filled.append(size)
-        on_filled(self, buffer, size)
+        on_filled(self, buffer, size, progress)
 
     def record_chunk(self: _download.Transfer, chunk: bytes) -> None:
         chunks.append(len(chunk))
@@ -148,3 +149,99 @@ def test_cancelling_an_async_download_mid_body_leaves_no_file_and_no_thread(fake
     asyncio.run(run())
     assert list(tmp_path.iterdir()) == []
     assert not sink_threads()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_progress_is_reported_in_order_on_the_callers_thread_before_download_returns(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # Async bodies are read on a worker thread; progress calls are handed back to the event loop's thread.
+    no_proxy(monkeypatch)
+    data = BIG * 4
+    fake.add_recording("feather", "big", data=data)
+    calls: list[tuple[int, int | None, str]] = []
+
+    def progress(done: int, total: int | None) -> None:
+        calls.append((done, total, threading.current_thread().name))
+
+    if mode == "sync":
+        with feather(fake) as client:
+            client.download("big", tmp_path, progress=progress)
+            seen_at_return = len(calls)
+    else:
+
+        async def run() -> int:
+            async with afeather(fake) as client:
+                await client.download("big", tmp_path, progress=progress)
+                return len(calls)
+
+        seen_at_return = asyncio.run(run())
+    assert seen_at_return == len(calls) > 1
+    assert [done for done, _, _ in calls] == sorted({done for done, _, _ in calls})  # strictly increasing
+    assert calls[-1][:2] == (len(data), len(data))
+    assert {name for _, _, name in calls} == {threading.current_thread().name}  # MainThread: the caller's / the loop's
+
+
+def test_a_cancelled_async_download_makes_no_progress_call_afterwards(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_proxy(monkeypatch)
+    fake.add_recording("feather", "big", data=BIG * 4)
+    fake.storage.queue(faults.Trickle(chunk_size=64 * 1024, interval=0.05))
+    calls: list[int] = []
+
+    async def run() -> int:
+        async with afeather(fake) as client:
+            task = asyncio.create_task(client.download("big", tmp_path, progress=lambda done, _: calls.append(done)))
+            while not calls:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            at_cancel = len(calls)
+            await asyncio.sleep(0.3)  # the worker's last reads would have reported by now
+            assert len(calls) == at_cancel
+            return at_cancel
+
+    assert asyncio.run(run()) >= 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_progress_call_already_on_its_way_is_dropped_when_the_wait_is_cancelled(tmp_path: Path) -> None:
+    # The worker reported, then the wait was cancelled before the event loop ran the report: it must not run.
+    calls: list[int] = []
+
+    class Body:
+        def __init__(self) -> None:
+            self.remaining = 10
+            self._chunks = [b"x" * 10]
+
+        def readinto(self, buffer: bytearray, min_fill: int) -> int:
+            if not self._chunks:
+                return 0
+            chunk = self._chunks.pop()
+            buffer[: len(chunk)] = chunk
+            self.remaining = 0
+            return len(chunk)
+
+    class Reader:
+        body = Body()
+
+        async def in_worker(self, func: Any) -> None:
+            func()  # the reading loop ran (its progress report is scheduled on the loop) ...
+            raise asyncio.CancelledError  # ... and the wait is cancelled before the loop ran it
+
+    async def run() -> None:
+        sink = _sink.FileSink(*_download.open_temp(tmp_path, "rec"))
+        transfer = _download.Transfer(
+            sink, progress=lambda done, _: calls.append(done), deadline=time.monotonic() + 60, max_retries=0
+        )
+        try:
+            with pytest.raises(asyncio.CancelledError):
+                await _io_async.read_storage_body(Reader(), transfer)  # type: ignore[arg-type]
+            await asyncio.sleep(0.05)  # scheduled callbacks run here
+        finally:
+            sink.abort()
+
+    asyncio.run(run())
+    assert calls == []

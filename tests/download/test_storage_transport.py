@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trustme
 from callrec._http11 import AsyncStorageTransport, StorageTransport
-from callrec._transport import READ_INTO
+from callrec._transport import BODY_READER
 
 Answer = Callable[[socket.socket, int], None]  # (connection, index of the request) -> writes the answer
 
@@ -80,10 +80,10 @@ BODY = bytes(range(256)) * 4096  # 1 MiB
 
 
 def read_all(response: httpx.Response, size: int = 256 * 1024) -> bytes:
-    read_into = response.extensions[READ_INTO]
+    body = response.extensions[BODY_READER]
     out = bytearray()
     buffer = bytearray(size)
-    while filled := read_into(buffer):
+    while filled := body.readinto(buffer):
         out += buffer[:filled]
     return bytes(out)
 
@@ -158,13 +158,13 @@ def test_a_body_cut_short_returns_what_arrived_then_raises(serve) -> None:
 
     server = serve(cut)
     with httpx.Client(transport=StorageTransport()) as client, client.stream("GET", f"{server.url}/r") as response:
-        read_into = response.extensions[READ_INTO]
+        body = response.extensions[BODY_READER]
         buffer = bytearray(len(BODY))
         got = 0
         failure: Exception | None = None
         while failure is None:
             try:
-                filled = read_into(memoryview(buffer)[got:])
+                filled = body.readinto(memoryview(buffer)[got:])
             except httpx.RemoteProtocolError as exc:
                 failure = exc
             else:
@@ -212,7 +212,7 @@ def test_other_framings_are_read_by_h11_when_iterated(serve, answer: bytes, body
 
     server = serve(send)
     with httpx.Client(transport=StorageTransport()) as client, client.stream("GET", f"{server.url}/r") as response:
-        assert (READ_INTO in response.extensions) is (b"Content-Length" in answer)
+        assert (BODY_READER in response.extensions) is (b"Content-Length" in answer)
         assert response.read() == body
 
 
@@ -252,7 +252,7 @@ def test_tls_refuses_a_certificate_it_does_not_trust(tls_server: Server, monkeyp
     assert tls_server.requests == []
 
 
-def test_async_reads_run_on_worker_threads_and_a_cancelled_read_closes_the_connection(serve) -> None:
+def test_async_bodies_are_read_on_a_worker_and_a_cancelled_read_closes_the_connection(serve) -> None:
     closed = threading.Event()
 
     def stall(conn: socket.socket, _: int) -> None:
@@ -269,8 +269,8 @@ def test_async_reads_run_on_worker_threads_and_a_cancelled_read_closes_the_conne
             httpx.AsyncClient(transport=AsyncStorageTransport(), timeout=10) as client,
             client.stream("GET", f"{server.url}/r") as response,
         ):
-            read_into = response.extensions[READ_INTO]
-            task = asyncio.create_task(read_into(bytearray(1 << 20)))
+            reader = response.extensions[BODY_READER]
+            task = asyncio.create_task(reader.in_worker(lambda: reader.body.readinto(bytearray(1 << 20))))
             await asyncio.sleep(0.2)  # the worker is blocked in recv (the event loop is not)
             started = time.monotonic()
             task.cancel()
