@@ -43,6 +43,8 @@ from callrec import (
     ServiceUnavailableError,
     UnexpectedResponseError,
     UnprocessableEntityError,
+    _io_async,
+    _io_sync,
 )
 from callrec.testing import FakeServer, RecordedRequest, faults
 from callrec.testing.faults import (
@@ -433,6 +435,55 @@ def test_fault_matrix(
     mode: Mode,
 ) -> None:
     run_row(fake, clients, evidence, caplog, row, vendor, mode, tmp_path)
+
+
+STORAGE_CASES = [case for case in CASES if case.values[0].route == "storage"]  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def httpx_storage_clients(fake: FakeServer) -> Iterator[Clients]:
+    """Clients whose storage requests go through httpx's own transport, as when the environment names a proxy."""
+    runner = asyncio.Runner()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_io_sync, "storage_transport", lambda: None)
+        patch.setattr(_io_async, "storage_transport", lambda: None)
+
+        async def make() -> dict[VendorName, AsyncClient]:
+            made = {vendor: async_client(fake, vendor) for vendor in IDS}
+            for client in made.values():
+                client._storage.get()  # created now, under the patch (it is created on first use)
+            return made
+
+        made = Clients(runner, {vendor: sync_client(fake, vendor) for vendor in IDS}, runner.run(make()))
+        for client in made.sync.values():
+            client._storage.get()
+    yield made
+
+    async def close() -> None:
+        for client in made.asynchronous.values():
+            await client.aclose()
+
+    for client in made.sync.values():
+        client.close()
+    runner.run(close())
+    runner.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("row", "vendor"), STORAGE_CASES)
+def test_storage_faults_behave_the_same_on_httpxs_transport(
+    fake: FakeServer,
+    httpx_storage_clients: Clients,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    row: Row,
+    vendor: VendorName,
+    mode: Mode,
+) -> None:
+    # The README: under a proxy storage takes httpx's transport, and every download guarantee holds there too.
+    for client in (httpx_storage_clients.sync[vendor], httpx_storage_clients.asynchronous[vendor]):
+        assert "StorageTransport" not in type(client._storage.get()._transport).__name__
+    run_row(fake, httpx_storage_clients, Evidence(), caplog, row, vendor, mode, tmp_path)
 
 
 def test_matrix_covers_every_fault_on_its_route() -> None:
