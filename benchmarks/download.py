@@ -7,6 +7,7 @@ Everything is served by `_file_server` (sendfile), so curl is limited by its own
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import shutil
@@ -199,6 +200,15 @@ async def _sdk_many(base: str, key: str, ids: list[str], dest: Path, concurrency
 
 async def _plain_many(base: str, key: str, ids: list[str], dest: Path, concurrency: int) -> float:
     """The baseline: gather + Semaphore, mint with a GET, stream each signed URL to a file, the SDK's transports."""
+    return await _loop_many(base, key, ids, dest, concurrency, durable=False)
+
+
+async def _durable_many(base: str, key: str, ids: list[str], dest: Path, concurrency: int) -> float:
+    """The same loop doing what the SDK must per file: sha256 of the body, fsync of the file and of the folder."""
+    return await _loop_many(base, key, ids, dest, concurrency, durable=True)
+
+
+async def _loop_many(base: str, key: str, ids: list[str], dest: Path, concurrency: int, *, durable: bool) -> float:
     gate = asyncio.Semaphore(concurrency)
     async with (
         httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, transport=async_transport()) as api,
@@ -210,26 +220,59 @@ async def _plain_many(base: str, key: str, ids: list[str], dest: Path, concurren
                 minted = (await api.get(f"/api/v1/agent-calls/{rid}/recording-url")).raise_for_status().json()
                 async with storage.stream("GET", minted["url"]) as response:
                     response.raise_for_status()
+                    digest = hashlib.sha256()
                     with (dest / f"{rid}.wav").open("wb") as file:
                         async for chunk in response.aiter_raw():
                             file.write(chunk)
+                            if durable:
+                                digest.update(chunk)
+                        if durable:  # off the event loop, as the SDK does its commit
+                            file.flush()
+                            await asyncio.to_thread(_fsync_file_and_folder, file.fileno(), dest)
 
         started = time.perf_counter()
         await asyncio.gather(*(one(rid) for rid in ids))
         return len(ids) / (time.perf_counter() - started)
 
 
+def _fsync_file_and_folder(fd: int, folder: Path) -> None:
+    os.fsync(fd)
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(frozen=True)
+class Many:
+    """recordings/s of each round: the SDK, the plain loop, and the loop doing the SDK's hashing and fsyncs."""
+
+    sdk: list[float]
+    plain: list[float]
+    durable: list[float]
+
+
 def many(
-    base: str, key: str, ids: list[str], folder: Path, concurrency: int, rounds: int
-) -> tuple[list[float], list[float]]:
-    """(SDK recordings/s, plain-loop recordings/s) of each round, alternating, each into an empty folder."""
-    sdk: list[float] = []
-    plain: list[float] = []
+    base: str, key: str, ids: list[str], folder: Path, concurrency: int, rounds: int, *, warm_up: bool = True
+) -> Many:
+    """Each round: the plain loop, the SDK, the durable loop, one after the other, each into an empty folder.
+
+    An untimed round first (``warm_up``): right after the 512 MiB downloads, whichever ran first paid for the
+    memory they freed (this VM hands it back to the host; see RESULTS.md). ``os.sync()`` between runs: deleting
+    the last run's fsynced files makes the filesystem discard their blocks (ext4 mounted with ``discard``), and
+    the next run's fsyncs waited behind that: the SDK measured 200-212/s after the durable loop and 251-265/s
+    without it in between, the loop that never fsyncs did not notice.
+    """
+    figures = Many([], [], [])
     target = folder / "many"
-    for _ in range(rounds):
-        for runner, figures in ((_plain_many, plain), (_sdk_many, sdk)):
+    for round_ in range(rounds + (1 if warm_up else 0)):
+        for runner, rates in ((_plain_many, figures.plain), (_sdk_many, figures.sdk), (_durable_many, figures.durable)):
             shutil.rmtree(target, ignore_errors=True)
+            os.sync()  # the last run's deletions (and their discards) are done before this one is timed
             target.mkdir(parents=True)
-            figures.append(asyncio.run(runner(base, key, ids, target, concurrency)))
+            rate = asyncio.run(runner(base, key, ids, target, concurrency))
+            if round_ > 0 or not warm_up:
+                rates.append(rate)
     shutil.rmtree(target, ignore_errors=True)
-    return sdk, plain
+    return figures
