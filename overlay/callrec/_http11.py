@@ -64,10 +64,6 @@ _Origin = tuple[str, str, int]
 T = TypeVar("T")
 
 
-def _timeout(timeouts: dict[str, float | None], phase: str) -> float | None:
-    return timeouts.get(phase)
-
-
 class _Mapped:
     """Re-raise socket and h11 failures as the httpx exception httpx's own transport raises."""
 
@@ -148,7 +144,7 @@ class StorageTransport(httpx.BaseTransport):
     def _connect(self, origin: _Origin, request: httpx.Request, timeouts: dict[str, float | None]) -> socket.socket:
         scheme, host, port = origin  # host: the ASCII form (IDNA), brackets-free for IPv6
         with _CONNECT:
-            sock = socket.create_connection((host, port), timeout=_timeout(timeouts, "connect"))
+            sock = socket.create_connection((host, port), timeout=timeouts.get("connect"))
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if scheme == "https":
@@ -180,10 +176,10 @@ class StorageTransport(httpx.BaseTransport):
                 data += conn.send(h11.EndOfMessage())
             except h11.LocalProtocolError as exc:
                 raise httpx.LocalProtocolError(str(exc)) from None
-            sock.settimeout(_timeout(timeouts, "write"))
+            sock.settimeout(timeouts.get("write"))
             with _WRITE:
                 sock.sendall(data)
-            sock.settimeout(_timeout(timeouts, "read"))
+            sock.settimeout(timeouts.get("read"))
             while True:
                 event = _next_event(conn, sock)
                 if isinstance(event, h11.Response):
@@ -410,8 +406,9 @@ class Body(httpx.SyncByteStream):
 class AsyncStorageTransport(httpx.AsyncBaseTransport):
     """``StorageTransport`` for the async clients: each blocking step runs on a worker thread.
 
-    The event loop waits on a thread once for the head and once per filled buffer, never per socket read.
-    Cancelling a wait interrupts the read (the socket is shut down) and the connection is closed.
+    The event loop waits on a thread once for the head and, through ``AsyncBody.in_worker``, once for a whole
+    body (iterating a body, as for error bodies, waits once per chunk). Cancelling a wait interrupts the read
+    (the socket is shut down) and the connection is closed once the worker is out of it.
     """
 
     def __init__(self) -> None:
@@ -459,6 +456,8 @@ def _close_when_done(future: Future[tuple[h11.Response, Body]]) -> None:
 
 
 class AsyncBody(httpx.AsyncByteStream):
+    """A ``Body`` for the event loop: its blocking reads run on the transport's worker threads."""
+
     def __init__(self, transport: AsyncStorageTransport, body: Body) -> None:
         self._transport = transport
         self._body = body
