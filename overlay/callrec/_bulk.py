@@ -19,12 +19,22 @@ from typing import IO, Any, Literal
 
 import attrs
 
-from ._download import DownloadResult
+from ._download import CommitHook, DownloadResult
 from ._errors import CallrecError, DownloadError, ExportLockedError
 from ._retry import retry_delay
 from ._validate import check_recording_id
 
-__all__ = ["ITEM_ERRORS", "BulkItem", "Manifest", "already_done", "check_folder", "settle", "unique_ids"]
+__all__ = [
+    "ITEM_ERRORS",
+    "BulkItem",
+    "Manifest",
+    "already_done",
+    "check_folder",
+    "downloaded",
+    "record_on_commit",
+    "settle",
+    "unique_ids",
+]
 
 MANIFEST_NAME = "manifest.jsonl"
 Status = Literal["downloaded", "skipped", "failed"]
@@ -190,6 +200,20 @@ def already_done(manifest: Manifest, recording_id: str, leg: str | None, overwri
 ITEM_RETRIES = 1
 
 
+def downloaded(recording_id: str, leg: str | None, attempt: int, result: DownloadResult) -> BulkItem:
+    """The item of a finished download (recorded in the manifest as part of its commit; see ``record_on_commit``)."""
+    return BulkItem(recording_id=recording_id, leg=leg, status="downloaded", result=result, attempts=attempt)
+
+
+def record_on_commit(manifest: Manifest, recording_id: str, leg: str | None, attempt: int) -> CommitHook:
+    """What a bulk download does right after its file is committed, in the same step: its manifest line.
+
+    The drivers let that step finish even when the run is cancelled meanwhile (``run_to_completion``), so a
+    file never lands in the folder without its line: a rerun then skips it instead of refusing an unknown file.
+    """
+    return lambda result: manifest.record(downloaded(recording_id, leg, attempt, result))
+
+
 def settle(
     recording_id: str, leg: str | None, attempt: int, outcome: DownloadResult | Exception, max_retries: int
 ) -> BulkItem | float:
@@ -204,7 +228,7 @@ def settle(
     asked for, else the client's backoff.
     """
     if isinstance(outcome, DownloadResult):
-        return BulkItem(recording_id=recording_id, leg=leg, status="downloaded", result=outcome, attempts=attempt)
+        return downloaded(recording_id, leg, attempt, outcome)
     if max_retries > 0 and attempt <= ITEM_RETRIES and is_item_retryable(outcome):
         assert isinstance(outcome, DownloadError)
         return outcome.retry_after if outcome.retry_after is not None else retry_delay(attempt - 1, None)

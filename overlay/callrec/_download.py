@@ -38,6 +38,8 @@ __all__ = ["DownloadResult", "ProgressCallback", "Transfer", "blocked_cookies", 
 
 #: Called with (bytes written so far, total bytes or None).
 ProgressCallback = Callable[[int, "int | None"], None]
+#: Called with the result right after a download's file is committed, as part of the same step (bulk: its line).
+CommitHook = Callable[["DownloadResult"], None]
 
 CHUNK_SIZE = 256 * 1024
 #: Fresh URLs minted for one download before giving up.
@@ -472,3 +474,23 @@ def finish_and_commit(sink: FileSink, final: Path, *, overwrite: bool, replaces:
     """Drain the sink (every byte written, hashed and fsynced), then rename its file into place."""
     sink.finish()
     commit(sink.file, sink.path, final, overwrite=overwrite, replaces=replaces)
+
+
+def complete(
+    transfer: Transfer,
+    final: Path,
+    *,
+    overwrite: bool,
+    replaces: Iterable[Path] = (),
+    on_committed: CommitHook | None = None,
+) -> DownloadResult:
+    """The last step of a download, on a worker thread: drain the sink, commit the file, run ``on_committed``.
+
+    The async driver lets this step finish when it is cancelled meanwhile (``_io_async.run_to_completion``), so a
+    cancellation never separates a committed file from its manifest line.
+    """
+    finish_and_commit(transfer.sink, final, overwrite=overwrite, replaces=replaces)
+    result = transfer.result(final)
+    if on_committed is not None:
+        on_committed(result)
+    return result

@@ -27,6 +27,7 @@ __all__ = [
     "map_bounded",
     "new_client",
     "read_storage_body",
+    "run_to_completion",
     "sleep",
     "stopped",
     "storage_transport",
@@ -53,6 +54,19 @@ async def deadline_scope(seconds: float) -> AsyncIterator[None]:
 async def to_thread(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Blocking file work (fsync, rename, manifest lines) off the event loop."""
     return await asyncio.to_thread(func, *args, **kwargs)
+
+
+async def run_to_completion(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """``func`` on a worker thread, finished even if the caller is cancelled meanwhile; the cancellation is then
+    raised once it has finished (a thread cannot be stopped halfway, and a commit must not be left half done)."""
+    work = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        while not work.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(work)  # a second cancellation waits too
+        raise
 
 
 def api_transport() -> httpx.AsyncBaseTransport | None:

@@ -15,10 +15,20 @@ import httpx
 
 from . import _io_sync as _io
 from ._base import BaseClient
-from ._bulk import ITEM_ERRORS, BulkItem, Manifest, already_done, check_folder, report, settle, unique_ids
+from ._bulk import (
+    ITEM_ERRORS,
+    BulkItem,
+    Manifest,
+    already_done,
+    check_folder,
+    record_on_commit,
+    report,
+    settle,
+    unique_ids,
+)
 from ._config import ClientConfig
 from ._constants import DEFAULT_DEADLINE, DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from ._download import Action, DownloadResult, ProgressCallback, Transfer, finish_and_commit, open_temp
+from ._download import Action, CommitHook, DownloadResult, ProgressCallback, Transfer, complete, open_temp
 from ._errors import CallrecError
 from ._link import Link
 from ._signed_url import SignedUrl
@@ -109,6 +119,7 @@ class SyncClientBase(BaseClient):
         overwrite: bool,
         progress: ProgressCallback | None,
         deadline: float | None,
+        on_committed: CommitHook | None = None,
     ) -> DownloadResult:
         target, deadline_at = self._plan_download(recording_id, dest, leg, overwrite, deadline)
         signed = self._recording_url(recording_id, leg)
@@ -129,11 +140,12 @@ class SyncClientBase(BaseClient):
                 except TimeoutError:
                     transfer.deadline_passed()
             final = target.final_path(transfer.content_type, transfer.head)
-            _io.to_thread(finish_and_commit, sink, final, overwrite=overwrite, replaces=target.others(final))
+            return _io.run_to_completion(
+                complete, transfer, final, overwrite=overwrite, replaces=target.others(final), on_committed=on_committed
+            )
         except BaseException:
-            sink.abort()
+            sink.abort()  # after a commit that completed, this removes nothing (the file has its final name)
             raise
-        return transfer.result(final)
 
     def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
         try:
@@ -163,14 +175,16 @@ class SyncClientBase(BaseClient):
                 attempt += 1
                 outcome: DownloadResult | Exception
                 try:
-                    outcome = self._download(rid, folder, leg, overwrite, None, None)
+                    record = record_on_commit(manifest, rid, leg, attempt)
+                    outcome = self._download(rid, folder, leg, overwrite, None, None, record)
                 except ITEM_ERRORS as exc:
                     outcome = exc
                 step = settle(rid, leg, attempt, outcome, self.max_retries)
                 if isinstance(step, BulkItem):
                     break
                 _io.sleep(step)
-            _io.to_thread(manifest.record, step)
+            if step.status != "downloaded":  # a download's line was written with its commit
+                _io.to_thread(manifest.record, step)
             return report(step, on_item)
 
         with Manifest.open(folder) as manifest:

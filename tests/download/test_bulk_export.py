@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -277,3 +278,72 @@ def test_the_lock_is_released_when_a_run_ends(fake: FakeServer, flavour: str, tm
     bulk(fake, flavour, ["c0"], tmp_path)
     with (tmp_path / "manifest.jsonl").open("a") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # would raise if still held
+
+
+def hold_commits(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """(a commit has started, let it go on): every commit waits for the second event."""
+    from callrec import _download
+
+    started, go_on = threading.Event(), threading.Event()
+    original = _download.finish_and_commit
+
+    def held(*args: Any, **kwargs: Any) -> None:
+        started.set()
+        go_on.wait(10)
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(_download, "finish_and_commit", held)
+    return started, go_on
+
+
+def test_a_cancellation_during_a_commit_lets_it_finish_with_its_manifest_line(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the commit's worker thread went on after the cancellation and put the file in place without its
+    # manifest line, so a rerun without overwrite refused it (FileExistsError) instead of skipping it.
+    started, go_on = hold_commits(monkeypatch)
+
+    async def run() -> None:
+        async with client_for(fake, "async") as client:
+            task = asyncio.create_task(client.download_many(["c0"], tmp_path))
+            try:
+                assert await asyncio.to_thread(started.wait, 10), "no commit started"
+                task.cancel()
+                await asyncio.sleep(0.05)
+                waited = not task.done()
+            finally:
+                go_on.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert waited, "the cancellation did not wait for the commit"
+
+    asyncio.run(run())
+    monkeypatch.undo()
+    files = sorted(p.name for p in tmp_path.iterdir() if p.name != "manifest.jsonl")
+    assert files == ["feather-c0-main.wav"] and parts(tmp_path) == []
+    [line] = manifest(tmp_path)
+    assert (line["recording_id"], line["status"], line["path"]) == ("c0", "downloaded", "feather-c0-main.wav")
+    before = len(fake.requests_to("storage"))
+    [item] = bulk(fake, "async", ["c0"], tmp_path)
+    assert item.status == "skipped" and len(fake.requests_to("storage")) == before
+
+
+def test_a_cancelled_async_download_still_commits_a_file_it_was_committing(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, go_on = hold_commits(monkeypatch)
+
+    async def run() -> None:
+        async with client_for(fake, "async") as client:
+            task = asyncio.create_task(client.download("c1", tmp_path))
+            try:
+                assert await asyncio.to_thread(started.wait, 10), "no commit started"
+                task.cancel()
+            finally:
+                go_on.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(run())
+    [file] = tmp_path.iterdir()
+    assert file.name == "feather-c1-main.wav" and file.stat().st_size > 0  # whole, under its final name, no .part
