@@ -33,6 +33,7 @@ from ._redact import redact_url, scrub_exception
 from ._retry import retry_delay
 from ._signed_url import SignedUrl
 from ._sink import FileSink
+from ._transport import MIN_FILL
 
 __all__ = ["DownloadResult", "ProgressCallback", "Transfer", "blocked_cookies", "plan_destination"]
 
@@ -388,13 +389,6 @@ class BodyReader(Protocol):
     def readinto(self, buffer: bytearray, min_fill: int) -> int: ...
 
 
-#: A read returns once this much is in the buffer (``_http11.MIN_FILL``): the reader then hands over often and,
-#: while the sink is full, hashes (FileSink.wait_for_room). Filling whole 1 MiB buffers instead took the 512 MiB
-#: benchmark download from ~1,040 to ~580 MiB/s. A rest of the body that fits the buffer is read whole (one
-#: chunk per small recording: download_many of 1 MiB files 0.78x -> ~0.9x the plain loop).
-MIN_FILL = 64 * 1024
-
-
 def read_body(body: BodyReader, transfer: Transfer, progress: ProgressCallback | None) -> None:
     """Read a Content-Length body to its end into the sink's recycled buffers (no copy in Python).
 
@@ -404,6 +398,8 @@ def read_body(body: BodyReader, transfer: Transfer, progress: ProgressCallback |
     sink = transfer.sink
     while True:
         buffer = sink.buffer()
+        # A rest that fits the buffer is read whole: one chunk per small recording (download_many of 1 MiB files
+        # went from 0.78x to ~0.9x the plain loop); otherwise at least MIN_FILL bytes per read.
         filled = body.readinto(buffer, len(buffer) if body.remaining <= len(buffer) else MIN_FILL)
         if not filled:
             return

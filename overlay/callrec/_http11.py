@@ -41,7 +41,7 @@ from typing import Any, Final, TypeVar
 import h11
 import httpx
 
-from ._transport import BODY_READER
+from ._transport import BODY_READER, MIN_FILL
 
 __all__ = ["KEEPALIVE_EXPIRY", "AsyncStorageTransport", "Body", "StorageTransport"]
 
@@ -51,8 +51,6 @@ KEEPALIVE_EXPIRY: Final = 5.0
 _MAX_IDLE_PER_ORIGIN: Final = 20
 #: Bytes asked of the socket while h11 parses (heads, chunked and close-delimited bodies).
 _READ_SIZE: Final = 256 * 1024
-#: readinto()'s default: return once this much is in the buffer (see _download.MIN_FILL).
-MIN_FILL: Final = 64 * 1024
 #: Bytes per chunk when a Content-Length body is iterated instead of read into a buffer.
 _ITER_SIZE: Final = 64 * 1024
 #: As httpcore: the largest status line and headers accepted.
@@ -283,9 +281,7 @@ class Body(httpx.SyncByteStream):
         assert self.expected is not None
         self._left = self.expected - len(self._prefix)
         if isinstance(event, h11.EndOfMessage):
-            # Bytes after the body (h11 pauses on them) make the connection unusable for another request.
-            self._keep_alive = self._keep_alive and self._conn.next_event() is h11.NEED_DATA
-            self._done()
+            self._h11_body_ended()
 
     @property
     def remaining(self) -> int:
@@ -357,11 +353,16 @@ class Body(httpx.SyncByteStream):
             if isinstance(event, h11.Data):
                 yield bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
-                self._keep_alive = self._keep_alive and self._conn.our_state is h11.DONE
-                self._keep_alive = self._keep_alive and self._conn.next_event() is h11.NEED_DATA
-                self._done()
+                self._h11_body_ended()
             else:  # ConnectionClosed: a close-delimited body ended
                 self.close()
+
+    def _h11_body_ended(self) -> None:
+        """h11 read the whole body: bytes after it (h11 pauses on them) make the connection unusable again."""
+        self._keep_alive = (
+            self._keep_alive and self._conn.our_state is h11.DONE and self._conn.next_event() is h11.NEED_DATA
+        )
+        self._done()
 
     def _done(self) -> None:
         """The body was read to its end: the connection goes back to the pool (or is closed)."""

@@ -118,21 +118,18 @@ async def read_storage_body(reader: AsyncBody, transfer: Transfer) -> None:
     cancelled wait interrupts the worker's read (``AsyncBody.in_worker``).
     """
     progress = transfer.progress
-    if progress is None:
-        await reader.in_worker(lambda: read_body(reader.body, transfer, None))
-        return
     loop = asyncio.get_running_loop()
     cancelled = False
 
     def deliver(done: int, total: int | None) -> None:
-        if not cancelled:
+        if progress is not None and not cancelled:
             progress(done, total)
 
     def report(done: int, total: int | None) -> None:
         loop.call_soon_threadsafe(deliver, done, total)
 
     try:
-        await reader.in_worker(lambda: read_body(reader.body, transfer, report))
+        await reader.in_worker(lambda: read_body(reader.body, transfer, None if progress is None else report))
     except asyncio.CancelledError:
         cancelled = True
         raise

@@ -421,31 +421,23 @@ class FileSink:
                     with self._cond:
                         self._release(item)
                 elif item is _RESTART:
-                    self._hash_until_seeded()  # a resumed file's old bytes are read back before it is truncated
+                    self._hash_queued(self._seeded.is_set)  # a resumed file's old bytes, read back first
                     self.file.seek(0)
                     self.file.truncate()
                     self._position = self._synced_to = 0
                 elif item is _FINISH:
-                    self._hash_rest()
+                    self._hash_queued(lambda: not self._to_hash)
                     return
         except BaseException as exc:
             self._fail(exc)
 
-    def _hash_until_seeded(self) -> None:
-        while not self._seeded.is_set():
-            with self._cond:
-                while self._hashing and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-            self._hash_next()  # the seed is first in line
-
-    def _hash_rest(self) -> None:
+    def _hash_queued(self, enough: Callable[[], bool]) -> None:
+        """Hash queued items in order (waiting while another thread hashes) until ``enough()`` or a stop."""
         while True:
             with self._cond:
                 while self._hashing and not self._stopping:
                     self._cond.wait()
-                if not self._to_hash or self._stopping:
+                if self._stopping or enough():
                     return
             self._hash_next()
 

@@ -313,14 +313,23 @@ class Clients:
     asynchronous: dict[VendorName, AsyncClient]
 
 
-@pytest.fixture(scope="module")
-def clients(fake: FakeServer) -> Iterator[Clients]:
+def _clients(fake: FakeServer, *, httpx_storage: bool = False) -> Iterator[Clients]:
+    """One client per vendor and mode, closed at the end; ``httpx_storage``: storage on httpx's own transport."""
     runner = asyncio.Runner()  # one loop for every async row: the async clients' pools live on it
+    with pytest.MonkeyPatch.context() as patch:
+        if httpx_storage:  # as when the environment names a proxy
+            patch.setattr(_io_sync, "storage_transport", lambda: None)
+            patch.setattr(_io_async, "storage_transport", lambda: None)
 
-    async def make() -> dict[VendorName, AsyncClient]:
-        return {vendor: async_client(fake, vendor) for vendor in IDS}
+        async def make() -> dict[VendorName, AsyncClient]:
+            made = {vendor: async_client(fake, vendor) for vendor in IDS}
+            for client in made.values():
+                client._storage.get()  # created now, under the patch (it is otherwise created on first use)
+            return made
 
-    made = Clients(runner, {vendor: sync_client(fake, vendor) for vendor in IDS}, runner.run(make()))
+        made = Clients(runner, {vendor: sync_client(fake, vendor) for vendor in IDS}, runner.run(make()))
+        for client in made.sync.values():
+            client._storage.get()
     yield made
 
     async def close() -> None:
@@ -331,6 +340,11 @@ def clients(fake: FakeServer) -> Iterator[Clients]:
         client.close()
     runner.run(close())
     runner.close()
+
+
+@pytest.fixture(scope="module")
+def clients(fake: FakeServer) -> Iterator[Clients]:
+    yield from _clients(fake)
 
 
 def _call(clients: Clients, row: Row, vendor: VendorName, mode: Mode, dest: Path) -> object:
@@ -443,30 +457,7 @@ STORAGE_CASES = [case for case in CASES if case.values[0].route == "storage"]  #
 @pytest.fixture(scope="module")
 def httpx_storage_clients(fake: FakeServer) -> Iterator[Clients]:
     """Clients whose storage requests go through httpx's own transport, as when the environment names a proxy."""
-    runner = asyncio.Runner()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_io_sync, "storage_transport", lambda: None)
-        patch.setattr(_io_async, "storage_transport", lambda: None)
-
-        async def make() -> dict[VendorName, AsyncClient]:
-            made = {vendor: async_client(fake, vendor) for vendor in IDS}
-            for client in made.values():
-                client._storage.get()  # created now, under the patch (it is created on first use)
-            return made
-
-        made = Clients(runner, {vendor: sync_client(fake, vendor) for vendor in IDS}, runner.run(make()))
-        for client in made.sync.values():
-            client._storage.get()
-    yield made
-
-    async def close() -> None:
-        for client in made.asynchronous.values():
-            await client.aclose()
-
-    for client in made.sync.values():
-        client.close()
-    runner.run(close())
-    runner.close()
+    yield from _clients(fake, httpx_storage=True)
 
 
 @pytest.mark.parametrize("mode", MODES)
