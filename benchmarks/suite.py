@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _servers, async_bulk, download, generate_time, import_cost, latency, sync_overhead
+from . import _servers, async_bulk, download, generate_time, import_cost, latency, rate_limit, sync_overhead
 from ._common import Row
 
 Log = Callable[[str], None]
@@ -32,6 +32,9 @@ class Sizes:
     download_concurrency: int
     download_rounds: int
     import_runs: int
+    #: (requests/s the API allows, recordings exported) for the rate-limit benchmark
+    rate_cases: tuple[tuple[float, int], ...] = ((20.0, 300), (200.0, 3000))
+    rate_concurrency: tuple[int, ...] = (16, 64)
 
 
 FULL = Sizes(
@@ -59,6 +62,8 @@ QUICK = Sizes(
     download_concurrency=2,
     download_rounds=1,
     import_runs=1,
+    rate_cases=((50.0, 12),),
+    rate_concurrency=(4,),
 )
 
 
@@ -374,6 +379,64 @@ def bench_download(sizes: Sizes, work: Path, log: Log) -> list[Row]:
     return rows
 
 
+def bench_rate_limit(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """7. download_many against an API limited to R requests/s: told the limit, and finding it alone."""
+    del work
+    rows: list[Row] = []
+    top = max(n for _r, n in sizes.rate_cases)
+    with rate_limit.server(top, 0) as info:  # the ceiling: the same exports with no limit at all
+        for flavour in ("sync", "async"):
+            run = rate_limit.export(info, flavour, top, max(sizes.rate_concurrency), None)
+            fastest = max(r for r, _n in sizes.rate_cases)
+            log(f"rate limit: {flavour} ceiling {run.rate:.0f} recordings/s with no limit")
+            rows.append(
+                _ratio_row(
+                    "7 rate-limit headroom",
+                    f"{flavour} download_many, API not limited",
+                    run.rate,
+                    "recordings/s",
+                    fastest,
+                    f"the fastest limit tested, {fastest:g}/s",
+                    None,
+                    higher_is_better=True,
+                    note=f"{top} recordings, concurrency {max(sizes.rate_concurrency)}: the client is not the limit",
+                )
+            )
+    for per_second, count in sizes.rate_cases:
+        with rate_limit.server(count, per_second) as info:
+            for flavour in ("sync", "async"):
+                for concurrency in sizes.rate_concurrency:
+                    for told in (True, False):
+                        run = rate_limit.export(info, flavour, count, concurrency, per_second if told else None)
+                        rows.append(_rate_row(per_second, count, flavour, concurrency, told, run))
+                        log(f"rate limit: {rows[-1].subject}: {run.rate:.1f}/s, {rows[-1].note}")
+    return rows
+
+
+def _rate_row(per_second: float, count: int, flavour: str, concurrency: int, told: bool, run: rate_limit.Run) -> Row:
+    ratio = run.rate / per_second
+    share = run.share_429 * 100
+    if told:
+        target, met = ">= 0.9x, <= 2% 429, 0 failed", ratio >= 0.9 and share <= 2 and run.failed == 0
+    elif count >= 3000:
+        target, met = ">= 0.8x, <= 10% 429, 0 failed", ratio >= 0.8 and share <= 10 and run.failed == 0
+    else:
+        target, met = "0 failed", run.failed == 0
+    setting = f"rate_limit={per_second:g}" if told else "no rate_limit"
+    return Row(
+        f"7 rate limit {per_second:g}/s",
+        f"{flavour} download_many, {setting}, concurrency {concurrency}",
+        run.rate,
+        "recordings/s",
+        per_second,
+        "ideal (the API's limit)",
+        ratio,
+        target,
+        met,
+        f"{count} recordings in {run.seconds:.1f} s; 429: {run.throttled} ({share:.1f}%); failed {run.failed}",
+    )
+
+
 def bench_import(sizes: Sizes, work: Path, log: Log) -> list[Row]:
     """5. `import callrec` against `import httpx` (-X importtime cumulative µs, median of fresh interpreters)."""
     del work
@@ -407,6 +470,7 @@ SUITE: dict[str, Callable[[Sizes, Path, Log], list[Row]]] = {
     "async": bench_async,
     "latency": bench_latency,
     "download": bench_download,
+    "rate-limit": bench_rate_limit,
     "import": bench_import,
     "generate": bench_generate,
 }

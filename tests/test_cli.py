@@ -117,7 +117,7 @@ def test_download_many_reports_failures_exits_1_and_a_rerun_skips(
 
     first = run(*args, stdin=ids if from_stdin else None)
     assert first.code == 1
-    assert first.out.strip() == "downloaded 1, skipped 0, failed 1"
+    assert first.out.strip() == "downloaded 1, skipped 0, failed 1, throttled 0"
     assert first.err.startswith("callrec: failed: call_missing (main): BadRequestError")
     assert (out_dir / "feather-call_1-main.wav").is_file()
     manifest = [json.loads(line) for line in (out_dir / "manifest.jsonl").read_text().splitlines()]
@@ -137,7 +137,7 @@ def test_download_many_reports_failures_exits_1_and_a_rerun_skips(
 
 def test_download_many_siro_all_present_exits_0(fake: FakeServer, tmp_path: Path) -> None:
     result = run("download-many", "siro", "-", "-d", str(tmp_path), stdin="rec_1\n")
-    assert (result.code, result.out.strip(), result.err) == (0, "downloaded 1, skipped 0, failed 0", "")
+    assert (result.code, result.out.strip(), result.err) == (0, "downloaded 1, skipped 0, failed 0, throttled 0", "")
 
 
 def _no_env(name: str) -> Callable[[FakeServer, pytest.MonkeyPatch], None]:
@@ -311,3 +311,39 @@ def test_demo_script_runs_without_a_terminal_and_shows_both_vendors(tmp_path: Pa
     assert "?<redacted>" in done.stdout and "Signature" not in done.stdout
     assert "\x1b[" not in done.stdout  # plain lines, no progress bar, without a terminal
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feather-call_demo-main.wav", "siro-rec_demo.wav"]
+
+
+# -- --rate-limit ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "fast"])
+def test_rate_limit_is_validated_before_anything_is_sent(fake: FakeServer, value: str, tmp_path: Path) -> None:
+    result = run("--rate-limit", value, "download-many", "feather", "-", "-d", str(tmp_path), stdin="call_1\n")
+    assert result.code == 2
+    assert "--rate-limit" in result.err
+    assert fake.requests == []
+
+
+def test_rate_limit_paces_a_cli_export_and_the_summary_counts_throttled_answers(
+    fake: FakeServer, tmp_path: Path
+) -> None:
+    ids = "".join(f"c{i}\n" for i in range(12))
+    for i in range(12):
+        fake.add_recording("feather", f"c{i}", data=b"RIFF\0\0\0\0WAVEfmt " + bytes(500))
+    fake.feather.always(faults.RateLimit(10, burst=2))
+    unpaced = run("download-many", "feather", "-", "-d", str(tmp_path / "a"), "--concurrency", "6", stdin=ids)
+    assert unpaced.code == 0, unpaced.err
+    throttled = fake.feather.throttled
+    assert throttled > 0  # 6 at once against a bucket of 2
+    assert unpaced.out.strip() == f"downloaded 12, skipped 0, failed 0, throttled {throttled}"
+
+    fake.reset()
+    fake.feather.always(faults.RateLimit(10, burst=2))
+    paced = run(
+        "--rate-limit", "10", "download-many", "feather", "-", "-d", str(tmp_path / "b"), "--concurrency", "6",
+        "--json", stdin=ids,
+    )  # fmt: skip
+    assert paced.code == 0, paced.err
+    assert json.loads(paced.out)["throttled"] == fake.feather.throttled == 0
+    api = [r for r in fake.requests if r.origin == "feather"]
+    assert len(api) == 12

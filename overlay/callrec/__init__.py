@@ -32,6 +32,7 @@ def __getattr__(name: str) -> str:
     return version
 
 
+from ._budget import RateStats
 from ._bulk import BulkItem
 from ._client import AsyncFeatherClient, AsyncSiroClient, FeatherClient, SiroClient
 from ._download import DownloadResult
@@ -80,6 +81,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RateStats",
     "RecordingUnavailableError",
     "ServiceUnavailableError",
     "SignedUrl",

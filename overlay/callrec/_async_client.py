@@ -65,9 +65,13 @@ class AsyncClientBase(BaseClient):
         )
         self._setup(config, http, owns_http=http_client is None, storage=storage, owns_storage=True)
 
-    async def _recording_url(self, recording_id: str, leg: str | None, deadline: float | None = None) -> SignedUrl:
-        call = self._api_call(recording_id, leg, deadline)
+    async def _recording_url(
+        self, recording_id: str, leg: str | None, deadline: float | None = None, *, patient: bool = False
+    ) -> SignedUrl:
+        call = self._api_call(recording_id, leg, deadline, patient=patient)
         while True:
+            while (wait := call.wait_for_budget()) > 0:
+                await _io.pace(wait)
             request = call.next_request(self._http.build_request)
             step: SignedUrl | float
             try:
@@ -123,13 +127,20 @@ class AsyncClientBase(BaseClient):
         progress: ProgressCallback | None,
         deadline: float | None,
         on_committed: CommitHook | None = None,
+        patient: bool = False,
     ) -> DownloadResult:
         target, deadline_at = self._plan_download(recording_id, dest, leg, overwrite, deadline)
-        signed = await self._recording_url(recording_id, leg)
+        signed = await self._recording_url(recording_id, leg, patient=patient)
         sink = FileSink(*open_temp(target.folder, target.stem))
         try:
             transfer = Transfer(
-                sink, progress=progress, deadline=deadline_at, max_retries=self.max_retries, stopped=_io.stopped
+                sink,
+                progress=progress,
+                deadline=deadline_at,
+                max_retries=self.max_retries,
+                stopped=_io.stopped,
+                budget_for=self._budgets.for_url,
+                patient=patient,
             )
             action = Action.STREAM
             while action is not Action.DONE:
@@ -137,6 +148,8 @@ class AsyncClientBase(BaseClient):
                     await _io.sleep(transfer.take_delay())
                 if action is Action.REFRESH or transfer.url_is_stale(signed):
                     signed = await self._refresh_url(transfer, recording_id, leg)
+                while (wait := transfer.wait_for_budget(signed.url)) > 0:
+                    await _io.pace(wait)
                 try:
                     async with _io.deadline_scope(transfer.remaining()):
                         action = await self._transfer_once(transfer, signed.url)
@@ -152,7 +165,7 @@ class AsyncClientBase(BaseClient):
 
     async def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
         try:
-            return await self._recording_url(recording_id, leg, deadline=transfer.remaining())
+            return await self._recording_url(recording_id, leg, deadline=transfer.remaining(), patient=transfer.patient)
         except CallrecError as exc:
             transfer.on_refresh_error(exc)
 
@@ -179,7 +192,7 @@ class AsyncClientBase(BaseClient):
                 outcome: DownloadResult | Exception
                 try:
                     record = record_on_commit(manifest, rid, leg, attempt)
-                    outcome = await self._download(rid, folder, leg, overwrite, None, None, record)
+                    outcome = await self._download(rid, folder, leg, overwrite, None, None, record, patient=True)
                 except ITEM_ERRORS as exc:
                     outcome = exc
                 step = settle(rid, leg, attempt, outcome, self.max_retries)
@@ -240,6 +253,7 @@ class AsyncFeatherClient(AsyncClientBase):
         deadline: float = DEFAULT_DEADLINE,
         default_headers: dict[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        rate_limit: float | None = None,
     ) -> None:
         config = ClientConfig.create(
             self._vendor,
@@ -249,6 +263,7 @@ class AsyncFeatherClient(AsyncClientBase):
             max_retries=max_retries,
             deadline=deadline,
             default_headers=default_headers,
+            rate_limit=rate_limit,
         )
         self._init(config, http_client)
 
@@ -331,6 +346,7 @@ class AsyncSiroClient(AsyncClientBase):
         deadline: float = DEFAULT_DEADLINE,
         default_headers: dict[str, str] | None = None,
         http_client: httpx.AsyncClient | None = None,
+        rate_limit: float | None = None,
     ) -> None:
         config = ClientConfig.create(
             self._vendor,
@@ -340,6 +356,7 @@ class AsyncSiroClient(AsyncClientBase):
             max_retries=max_retries,
             deadline=deadline,
             default_headers=default_headers,
+            rate_limit=rate_limit,
         )
         self._init(config, http_client)
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
+from ._budget import Budgets, RateStats
 from ._config import NOT_GIVEN, ClientConfig
 from ._download import DEFAULT_DOWNLOAD_DEADLINE, Destination, plan_destination
 from ._engine import ApiCall
@@ -28,9 +29,18 @@ class BaseClient:
     _storage: Storage[Any]
 
     def _setup(
-        self, config: ClientConfig, http: Any, *, owns_http: bool, storage: Storage[Any], owns_storage: bool
+        self,
+        config: ClientConfig,
+        http: Any,
+        *,
+        owns_http: bool,
+        storage: Storage[Any],
+        owns_storage: bool,
+        budgets: Budgets | None = None,
     ) -> None:
         self._config = config
+        # One budget per origin for the client and all its copies (see _budget): the API's, each storage host's.
+        self._budgets = budgets or Budgets(f"{config.vendor.name} API", rate_limit=config.rate_limit)
         self._http = http
         self._owns_http = owns_http  # an http_client the user gave stays open: it is theirs
         self._storage = storage
@@ -57,28 +67,55 @@ class BaseClient:
     def deadline(self) -> float:
         return self._config.deadline
 
+    @property
+    def rate_limit(self) -> float | None:
+        """Requests per second this client never exceeds towards the API (None: found from throttling)."""
+        return self._config.rate_limit
+
+    def rate_stats(self) -> RateStats:
+        """The API request budget now: the sending rate, the pacing rate, throttled answers (storage's included)."""
+        api = self._budgets.api.stats()
+        return RateStats(rate=api.rate, limit=api.limit, throttled=self._budgets.throttled(), requests=api.requests)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={str(self.base_url)!r}, max_retries={self.max_retries})"
 
     def with_options(
-        self, *, timeout: float | httpx.Timeout = NOT_GIVEN, max_retries: int = NOT_GIVEN, deadline: float = NOT_GIVEN
+        self,
+        *,
+        timeout: float | httpx.Timeout = NOT_GIVEN,
+        max_retries: int = NOT_GIVEN,
+        deadline: float = NOT_GIVEN,
+        rate_limit: float | None = NOT_GIVEN,
     ) -> Self:
-        """A copy with other timeout/retry/deadline settings, sharing this client's connection pools.
+        """A copy with other timeout/retry/deadline/rate settings, sharing this client's pools and request budget.
 
         The copy borrows the pools: closing it closes nothing, and it stops working
-        once this client is closed.
+        once this client is closed. Its requests draw from this client's request
+        budget (a throttle seen by either slows both); ``rate_limit`` caps the copy's
+        own requests on top of that.
 
         Usage: ``client.with_options(timeout=5, max_retries=0).recording_url("id")``
         """
-        config = self._config.evolve(timeout=timeout, max_retries=max_retries, deadline=deadline)
+        config = self._config.evolve(timeout=timeout, max_retries=max_retries, deadline=deadline, rate_limit=rate_limit)
+        budgets = self._budgets if rate_limit is NOT_GIVEN else self._budgets.limited(config.rate_limit)
         clone = type(self).__new__(type(self))
-        clone._setup(config, self._http, owns_http=False, storage=self._storage, owns_storage=False)
+        clone._setup(config, self._http, owns_http=False, storage=self._storage, owns_storage=False, budgets=budgets)
         return clone
 
     # -- calls ------------------------------------------------------------
 
-    def _api_call(self, recording_id: str, leg: str | None, deadline: float | None = None) -> ApiCall:
-        return ApiCall(self._config, check_recording_id(recording_id), leg, deadline=deadline)
+    def _api_call(
+        self, recording_id: str, leg: str | None, deadline: float | None = None, *, patient: bool = False
+    ) -> ApiCall:
+        return ApiCall(
+            self._config,
+            check_recording_id(recording_id),
+            leg,
+            deadline=deadline,
+            budget=self._budgets.api,
+            patient=patient,
+        )
 
     def _plan_download(
         self,

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
 
 import click
 
+from ._budget import check_rate_limit
 from ._errors import (
     APIConnectionError,
     AuthenticationError,
@@ -35,6 +36,7 @@ from ._validate import LEGS, resolve_credential
 from ._vendors import FEATHER, SIRO, Vendor
 
 if TYPE_CHECKING:
+    from ._budget import RateStats
     from ._bulk import BulkItem
     from ._download import DownloadResult, ProgressCallback
     from ._signed_url import SignedUrl
@@ -130,10 +132,13 @@ def _reporting(vendor: str) -> Iterator[None]:
 
 
 class _Settings:
-    def __init__(self, base_url: str | None, timeout: float | None, max_retries: int | None) -> None:
+    def __init__(
+        self, base_url: str | None, timeout: float | None, max_retries: int | None, rate_limit: float | None = None
+    ) -> None:
         self.base_url = base_url
         self.timeout = timeout
         self.max_retries = max_retries
+        self.rate_limit = rate_limit
 
     def client_kwargs(self, vendor: str) -> dict[str, Any]:
         spec = _VENDORS[vendor]
@@ -150,6 +155,8 @@ class _Settings:
             kwargs["timeout"] = self.timeout
         if self.max_retries is not None:
             kwargs["max_retries"] = self.max_retries
+        if self.rate_limit is not None:
+            kwargs["rate_limit"] = self.rate_limit
         return kwargs
 
     def client(self, vendor: str) -> Any:
@@ -198,6 +205,13 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     ctx.exit(0)
 
 
+def _rate_limit(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    try:
+        return check_rate_limit(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @click.group(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version", is_flag=True, expose_value=False, is_eager=True, callback=_version, help="Show the version and exit."
@@ -205,13 +219,22 @@ def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
 @click.option("--base-url", metavar="URL", help="API origin of the chosen vendor (else *_BASE_URL).")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Per-request timeout (default 30).")
 @click.option("--max-retries", type=int, metavar="N", help="Retries of transient API failures (default 2).")
+@click.option(
+    "--rate-limit",
+    type=float,
+    metavar="N",
+    callback=_rate_limit,
+    help="API requests per second never to exceed (default: found from the API's 429s).",
+)
 @click.pass_context
-def cli(ctx: click.Context, base_url: str | None, timeout: float | None, max_retries: int | None) -> None:
+def cli(
+    ctx: click.Context, base_url: str | None, timeout: float | None, max_retries: int | None, rate_limit: float | None
+) -> None:
     """Get call recordings (signed URLs and audio) from Feather AI and Siro.
 
     Credentials come only from the environment: FEATHER_API_KEY, SIRO_AUTH_TOKEN.
     """
-    ctx.obj = _Settings(base_url, timeout, max_retries)
+    ctx.obj = _Settings(base_url, timeout, max_retries, rate_limit)
 
 
 _leg_option = click.option(
@@ -363,28 +386,39 @@ def read_ids(stream: IO[str]) -> list[str]:
 
 async def _bulk(
     settings: _Settings, vendor: str, ids: list[str], folder: Path, leg: str | None, concurrency: int, overwrite: bool
-) -> list[BulkItem]:
+) -> tuple[list[BulkItem], int]:
+    """The items, and how many throttled answers (429/503) the run got."""
     async with settings.async_client(vendor) as client:
         if not _show_progress():
             items: list[BulkItem] = await client.download_many(
                 ids, folder, concurrency=concurrency, overwrite=overwrite, **_leg_kwargs(vendor, leg)
             )
-            return items
+            return items, client.rate_stats().throttled
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("recordings", total=len(dict.fromkeys(ids)))
+            task = bar.add_task("recordings", total=len(dict.fromkeys(ids)), rate="")
+
+            def advance(_item: BulkItem) -> None:
+                bar.update(task, advance=1, rate=_rate_text(client.rate_stats()))
+
             items = await client.download_many(
-                ids,
-                folder,
-                concurrency=concurrency,
-                overwrite=overwrite,
-                on_item=lambda _item: bar.advance(task),
-                **_leg_kwargs(vendor, leg),
+                ids, folder, concurrency=concurrency, overwrite=overwrite, on_item=advance, **_leg_kwargs(vendor, leg)
             )
-            return items
+            return items, client.rate_stats().throttled
+
+
+def _rate_text(stats: RateStats) -> str:
+    """The progress bar's rate column: API requests per second now, and the throttled answers so far."""
+    return f"{stats.rate:.1f} req/s, throttled {stats.throttled}"
 
 
 def _download_many(
@@ -399,8 +433,9 @@ def _download_many(
 ) -> int:
     with _reporting(vendor):
         ids = read_ids(ids_file)
-        items = asyncio.run(_bulk(settings, vendor, ids, Path(dest_dir), leg, concurrency, overwrite))
+        items, throttled = asyncio.run(_bulk(settings, vendor, ids, Path(dest_dir), leg, concurrency, overwrite))
     counts = {status: sum(item.status == status for item in items) for status in ("downloaded", "skipped", "failed")}
+    counts["throttled"] = throttled
     failures = [item for item in items if item.status == "failed"]
     if as_json:
         _print_json({**counts, "items": [_item_json(item) for item in items]})

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import attrs
 import httpx
 
+from ._budget import check_rate_limit
 from ._validate import check_base_url, check_count, check_seconds, check_timeout, resolve_credential
 from ._vendors import FEATHER, SIRO, Vendor
 
@@ -78,6 +79,8 @@ class ClientConfig:
     timeout: httpx.Timeout
     max_retries: int
     deadline: float
+    #: Requests per second the API allows (None: found from throttling); see ``_budget``.
+    rate_limit: float | None
     default_headers: httpx.Headers
     #: What every API request sends: Accept, User-Agent, the default headers, the credential last.
     headers: httpx.Headers
@@ -95,6 +98,7 @@ class ClientConfig:
         max_retries: object,
         deadline: object,
         default_headers: dict[str, str] | None,
+        rate_limit: object = None,
     ) -> ClientConfig:
         key = resolve_credential(credential, env_var=vendor.credential_env, keyword=vendor.credential_keyword)
         raw_base = base_url if base_url is not None else os.environ.get(vendor.base_url_env) or vendor.default_base_url
@@ -115,12 +119,15 @@ class ClientConfig:
             timeout=check_timeout(timeout),
             max_retries=check_count("max_retries", max_retries, minimum=0),
             deadline=check_seconds("deadline", deadline),
+            rate_limit=check_rate_limit(rate_limit),
             default_headers=defaults,
             headers=headers,
             url_prefix=str(checked_base.copy_with(query=None, fragment=None)).rstrip("/"),
         )
 
-    def evolve(self, *, timeout: object, max_retries: object, deadline: object) -> ClientConfig:
+    def evolve(
+        self, *, timeout: object, max_retries: object, deadline: object, rate_limit: object = NOT_GIVEN
+    ) -> ClientConfig:
         """A copy with the given settings changed (NOT_GIVEN keeps one), checked like the constructor's."""
         changes: dict[str, Any] = {}
         if timeout is not NOT_GIVEN:
@@ -129,6 +136,8 @@ class ClientConfig:
             changes["max_retries"] = check_count("max_retries", max_retries, minimum=0)
         if deadline is not NOT_GIVEN:
             changes["deadline"] = check_seconds("deadline", deadline)
+        if rate_limit is not NOT_GIVEN:
+            changes["rate_limit"] = check_rate_limit(rate_limit)
         return attrs.evolve(self, **changes)
 
     def build_request(

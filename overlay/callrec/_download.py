@@ -27,10 +27,11 @@ import attrs
 import httpx
 
 from ._audio import EXTENSIONS, SNIFF_BYTES, extension_for, looks_like_audio
+from ._budget import RequestBudget, Ticket, is_throttle
 from ._config import bounded
 from ._errors import CallrecError, DownloadError
 from ._redact import redact_url, scrub_exception
-from ._retry import retry_delay
+from ._retry import parse_retry_after, retry_delay
 from ._signed_url import SignedUrl
 from ._sink import FileSink
 from ._transport import MIN_FILL
@@ -177,6 +178,8 @@ class Transfer:
         max_refreshes: int = MAX_URL_REFRESHES,
         max_retries: int,
         stopped: Callable[[], bool] = lambda: False,
+        budget_for: Callable[[str], RequestBudget] | None = None,
+        patient: bool = False,
     ) -> None:
         self.sink = sink  # writes and hashes on its own thread; the drivers wait while it is full
         self.stopped = stopped
@@ -194,6 +197,14 @@ class Transfer:
         self.delay = 0.0
         self._response_end: int | None = None
         self._last_error: Exception | None = None
+        # The storage origin's shared request budget (``_budget``); a patient transfer (bulk) spends no retry on
+        # a throttled answer: it waits for the budget again, until its deadline.
+        self.budget_for = budget_for
+        self.patient = patient
+        self.throttled = 0
+        self._budget: RequestBudget | None = None
+        self._ticket = Ticket()
+        self._free_throttle = False
 
     # -- what to send ---------------------------------------------------
 
@@ -204,6 +215,18 @@ class Transfer:
             headers["Range"] = f"bytes={self.offset}-"
             headers["If-Range"] = self.validator
         return headers
+
+    def wait_for_budget(self, url: str) -> float:
+        """Seconds to wait before the next storage request to ``url``'s origin may go (0: now)."""
+        if self.budget_for is None:
+            return 0.0
+        self._budget = self.budget_for(url)
+        delay = self._budget.wait(self._ticket)
+        if delay > 0 and time.monotonic() + delay >= self.deadline:
+            raise DownloadError(
+                "the download did not finish within its deadline (the storage host kept throttling)"
+            ) from self._last_error
+        return delay
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -235,6 +258,11 @@ class Transfer:
     def on_response(self, response: httpx.Response) -> Action:
         """Decide from the status line and headers; a non-STREAM answer needs on_error_body."""
         status = response.status_code
+        ticket, self._ticket = self._ticket, Ticket()
+        self._free_throttle = False
+        if self._budget is not None and self._budget.on_outcome(ticket, status, parse_retry_after(response.headers)):
+            self.throttled += 1
+            self._free_throttle = self.patient and self._budget.served_since(ticket)
         if status == 206 and self.offset > 0:
             match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
             if match and int(match.group(1)) == self.offset and match.group(3) != "*":
@@ -274,6 +302,10 @@ class Transfer:
         status = response.status_code
         if _is_expired_answer(status, body):
             return self.refresh()
+        if is_throttle(status) and self._free_throttle:
+            self._last_error = DownloadError(f"the storage host answered {status}")
+            self.delay = 0.0  # the shared budget (its pause, its lowered rate) decides when the next request goes
+            return Action.RETRY
         if status in (408, 429, 500, 502, 503, 504):
             self.delay = retry_delay(self.retries, response)
             return self._retry(DownloadError(f"the storage host answered {status}"))
@@ -334,6 +366,7 @@ class Transfer:
 
     def on_transport_error(self, exc: Exception) -> Action:
         """A reset, timeout or a body shorter than its Content-Length: resume from where we are."""
+        self._ticket = Ticket()
         self._last_error = scrub_exception(exc)
         return self._retry(DownloadError(f"the transfer broke at byte {self.offset} ({type(exc).__name__})"))
 

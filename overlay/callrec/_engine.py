@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import httpx
 
+from ._budget import RequestBudget, Ticket
 from ._config import ClientConfig
 from ._errors import (
     APIConnectionError,
@@ -28,7 +29,7 @@ from ._errors import (
     UnexpectedResponseError,
 )
 from ._redact import redact_text
-from ._retry import is_retryable_status, retry_delay
+from ._retry import is_retryable_status, parse_retry_after, retry_delay
 from ._signed_url import SignedUrl
 from ._vendors import error_from_response
 
@@ -63,14 +64,32 @@ def _complete(response: httpx.Response, body: bytes) -> httpx.Response:
 
 
 class ApiCall:
-    """One ``recording_url`` call through its attempts."""
+    """One ``recording_url`` call through its attempts.
 
-    def __init__(self, config: ClientConfig, recording_id: str, leg: str | None, *, deadline: float | None = None):
+    Before each attempt the driver waits as long as ``wait_for_budget()`` says (the client's shared request
+    budget, ``_budget``); each answer is told to the budget. A ``patient`` call (one item of a bulk run) does not
+    spend its ``max_retries`` on throttled answers: it waits for the budget again, until its deadline.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        recording_id: str,
+        leg: str | None,
+        *,
+        deadline: float | None = None,
+        budget: RequestBudget | None = None,
+        patient: bool = False,
+    ):
         self.config = config
+        self.budget = budget
+        self.patient = patient
+        self._ticket = Ticket()
+        self._throttle_error: CallrecError | None = None
         self.recording_id = recording_id
         self.leg = leg
-        self.budget = config.deadline if deadline is None else min(deadline, config.deadline)
-        self.deadline_at = time.monotonic() + self.budget
+        self.seconds = config.deadline if deadline is None else min(deadline, config.deadline)
+        self.deadline_at = time.monotonic() + self.seconds
         self.attempt = 0
         self._started = 0.0
         self._body = bytearray()
@@ -85,6 +104,17 @@ class ApiCall:
         if left <= 0:
             self.deadline_passed()
         return left
+
+    def wait_for_budget(self) -> float:
+        """Seconds to wait before the next attempt may go (0: now). Raises if that is past the deadline."""
+        if self.budget is None:
+            return 0.0
+        delay = self.budget.wait(self._ticket)
+        if delay > 0 and time.monotonic() + delay >= self.deadline_at:
+            if self._throttle_error is not None:
+                raise self._throttle_error  # still throttled when time ran out: say so
+            self.deadline_passed()
+        return delay
 
     def next_request(self, build: Callable[..., httpx.Request]) -> httpx.Request:
         """The request for the next attempt (``build`` is the httpx client's ``build_request``)."""
@@ -117,6 +147,11 @@ class ApiCall:
         full = _complete(response, bytes(self._body))
         decoded, self._decoded, self._body = self._decoded, True, bytearray()
         self._log(str(full.status_code))
+        ticket, self._ticket = self._ticket, Ticket()
+        throttled = self.budget is not None and self.budget.on_outcome(
+            ticket, full.status_code, parse_retry_after(full.headers)
+        )
+        free = throttled and self.patient and self.budget is not None and self.budget.served_since(ticket)
         error: CallrecError
         if not decoded:
             encoding = response.headers.get("content-encoding", "")
@@ -126,17 +161,18 @@ class ApiCall:
                 )
                 return self._next_delay(error, False, full)
             error = error_from_response(full)
-            return self._next_delay(error, is_retryable_status(full.status_code), full)
+            return self._next_delay(error, is_retryable_status(full.status_code), full, throttled, free)
         try:
             return self.config.vendor.parse(full, self.recording_id, self.leg, clock_offset(full))
         except APIStatusError as exc:
-            return self._next_delay(exc, is_retryable_status(exc.status_code), full)
+            return self._next_delay(exc, is_retryable_status(exc.status_code), full, throttled, free)
         except CallrecError as exc:
             return self._next_delay(exc, False, full)
 
     def on_transport_error(self, exc: httpx.TransportError) -> float:
         """The connection failed or timed out: seconds to sleep before retrying; else raises (chained)."""
         self._log(type(exc).__name__)
+        self._ticket = Ticket()
         text = redact_text(str(exc)) or type(exc).__name__
         error: APIConnectionError
         if isinstance(exc, httpx.TimeoutException):
@@ -149,14 +185,31 @@ class ApiCall:
     def deadline_passed(self) -> NoReturn:
         """The call's overall deadline passed (between attempts, mid-body, or in a blocked read)."""
         raise APITimeoutError(
-            f"{self.config.vendor.name}: the call did not finish within its {self.budget:g} s deadline",
+            f"{self.config.vendor.name}: the call did not finish within its {self.seconds:g} s deadline",
             request=self._request,
         ) from None
 
     # -- policy -----------------------------------------------------------
 
-    def _next_delay(self, error: CallrecError, retryable: bool, response: httpx.Response | None) -> float:
-        """Seconds to wait before the next attempt, or raise ``error`` if there is none."""
+    def _next_delay(
+        self,
+        error: CallrecError,
+        retryable: bool,
+        response: httpx.Response | None,
+        throttled: bool = False,
+        free: bool = False,
+    ) -> float:
+        """Seconds to wait before the next attempt, or raise ``error`` if there is none.
+
+        A throttled answer to a patient call while the API keeps serving other requests (``free``) costs no
+        attempt and no backoff of its own: the shared budget (its pause and its lowered rate) decides when the
+        next attempt goes (``wait_for_budget``).
+        """
+        if throttled:
+            self._throttle_error = error
+            if free:
+                log.debug("%s: throttled (%s); waiting for the request budget", self.config.vendor.name, error)
+                return 0.0
         if not retryable or self.attempt >= self.config.max_retries:
             raise error
         delay = retry_delay(self.attempt, response)

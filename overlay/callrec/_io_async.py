@@ -26,6 +26,7 @@ __all__ = [
     "deadline_scope",
     "map_bounded",
     "new_client",
+    "pace",
     "read_storage_body",
     "run_to_completion",
     "sleep",
@@ -41,6 +42,11 @@ P = ParamSpec("P")
 
 async def sleep(seconds: float) -> None:
     """Backoff sleep (a seam for tests of the retry table)."""
+    await asyncio.sleep(seconds)
+
+
+async def pace(seconds: float) -> None:
+    """Wait for the client's request budget (``_budget``): a real wait, never patched away by retry tables."""
     await asyncio.sleep(seconds)
 
 

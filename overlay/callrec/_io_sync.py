@@ -25,6 +25,7 @@ __all__ = [
     "deadline_scope",
     "map_bounded",
     "new_client",
+    "pace",
     "read_storage_body",
     "run_to_completion",
     "sleep",
@@ -40,6 +41,11 @@ P = ParamSpec("P")
 
 def sleep(seconds: float) -> None:
     """Backoff sleep (a seam for tests of the retry table)."""
+    time.sleep(seconds)
+
+
+def pace(seconds: float) -> None:
+    """Wait for the client's request budget (``_budget``): a real wait, never patched away by retry tables."""
     time.sleep(seconds)
 
 

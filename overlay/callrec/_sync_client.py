@@ -62,9 +62,13 @@ class SyncClientBase(BaseClient):
         )
         self._setup(config, http, owns_http=http_client is None, storage=storage, owns_storage=True)
 
-    def _recording_url(self, recording_id: str, leg: str | None, deadline: float | None = None) -> SignedUrl:
-        call = self._api_call(recording_id, leg, deadline)
+    def _recording_url(
+        self, recording_id: str, leg: str | None, deadline: float | None = None, *, patient: bool = False
+    ) -> SignedUrl:
+        call = self._api_call(recording_id, leg, deadline, patient=patient)
         while True:
+            while (wait := call.wait_for_budget()) > 0:
+                _io.pace(wait)
             request = call.next_request(self._http.build_request)
             step: SignedUrl | float
             try:
@@ -120,13 +124,20 @@ class SyncClientBase(BaseClient):
         progress: ProgressCallback | None,
         deadline: float | None,
         on_committed: CommitHook | None = None,
+        patient: bool = False,
     ) -> DownloadResult:
         target, deadline_at = self._plan_download(recording_id, dest, leg, overwrite, deadline)
-        signed = self._recording_url(recording_id, leg)
+        signed = self._recording_url(recording_id, leg, patient=patient)
         sink = FileSink(*open_temp(target.folder, target.stem))
         try:
             transfer = Transfer(
-                sink, progress=progress, deadline=deadline_at, max_retries=self.max_retries, stopped=_io.stopped
+                sink,
+                progress=progress,
+                deadline=deadline_at,
+                max_retries=self.max_retries,
+                stopped=_io.stopped,
+                budget_for=self._budgets.for_url,
+                patient=patient,
             )
             action = Action.STREAM
             while action is not Action.DONE:
@@ -134,6 +145,8 @@ class SyncClientBase(BaseClient):
                     _io.sleep(transfer.take_delay())
                 if action is Action.REFRESH or transfer.url_is_stale(signed):
                     signed = self._refresh_url(transfer, recording_id, leg)
+                while (wait := transfer.wait_for_budget(signed.url)) > 0:
+                    _io.pace(wait)
                 try:
                     with _io.deadline_scope(transfer.remaining()):
                         action = self._transfer_once(transfer, signed.url)
@@ -149,7 +162,7 @@ class SyncClientBase(BaseClient):
 
     def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
         try:
-            return self._recording_url(recording_id, leg, deadline=transfer.remaining())
+            return self._recording_url(recording_id, leg, deadline=transfer.remaining(), patient=transfer.patient)
         except CallrecError as exc:
             transfer.on_refresh_error(exc)
 
@@ -176,7 +189,7 @@ class SyncClientBase(BaseClient):
                 outcome: DownloadResult | Exception
                 try:
                     record = record_on_commit(manifest, rid, leg, attempt)
-                    outcome = self._download(rid, folder, leg, overwrite, None, None, record)
+                    outcome = self._download(rid, folder, leg, overwrite, None, None, record, patient=True)
                 except ITEM_ERRORS as exc:
                     outcome = exc
                 step = settle(rid, leg, attempt, outcome, self.max_retries)
@@ -237,6 +250,7 @@ class FeatherClient(SyncClientBase):
         deadline: float = DEFAULT_DEADLINE,
         default_headers: dict[str, str] | None = None,
         http_client: httpx.Client | None = None,
+        rate_limit: float | None = None,
     ) -> None:
         config = ClientConfig.create(
             self._vendor,
@@ -246,6 +260,7 @@ class FeatherClient(SyncClientBase):
             max_retries=max_retries,
             deadline=deadline,
             default_headers=default_headers,
+            rate_limit=rate_limit,
         )
         self._init(config, http_client)
 
@@ -326,6 +341,7 @@ class SiroClient(SyncClientBase):
         deadline: float = DEFAULT_DEADLINE,
         default_headers: dict[str, str] | None = None,
         http_client: httpx.Client | None = None,
+        rate_limit: float | None = None,
     ) -> None:
         config = ClientConfig.create(
             self._vendor,
@@ -335,6 +351,7 @@ class SiroClient(SyncClientBase):
             max_retries=max_retries,
             deadline=deadline,
             default_headers=default_headers,
+            rate_limit=rate_limit,
         )
         self._init(config, http_client)
 

@@ -8,6 +8,7 @@ from typing import Any
 import callrec
 import httpx
 import pytest
+from budget_clock import skip_budget_waits
 from callrec import _io_async, _io_sync
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -43,6 +44,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
 
     monkeypatch.setattr(_io_sync, "sleep", slept.append)
     monkeypatch.setattr(_io_async, "sleep", fake_asleep)
+    skip_budget_waits(monkeypatch)
     return slept
 
 

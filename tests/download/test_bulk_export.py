@@ -16,6 +16,7 @@ from typing import Any
 
 import callrec
 import pytest
+from budget_clock import skip_budget_waits
 from callrec.testing import FakeServer, faults
 
 FLAVOURS = ["sync", "async"]
@@ -144,6 +145,7 @@ def instant(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
     monkeypatch.setattr(callrec._io_sync, "sleep", slept.append)
     monkeypatch.setattr(callrec._io_async, "sleep", asleep)
+    skip_budget_waits(monkeypatch)
     return slept
 
 

@@ -161,12 +161,12 @@ async def test_download_many_never_exceeds_its_concurrency(fake: FakeServer, tmp
     async with afeather(fake) as client:
         real = client._download
 
-        async def counting(*args: object) -> object:
+        async def counting(*args: object, **kwargs: object) -> object:
             nonlocal in_flight, peak
             in_flight += 1
             peak = max(peak, in_flight)
             try:
-                return await real(*args)  # type: ignore[arg-type]
+                return await real(*args, **kwargs)  # type: ignore[arg-type]
             finally:
                 in_flight -= 1
 

@@ -6,6 +6,7 @@ from typing import Any, Literal, TypeAlias
 
 import callrec
 import pytest
+from budget_clock import skip_budget_waits
 from callrec import _io_async, _io_sync
 from callrec.testing import FakeServer
 
@@ -24,6 +25,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(_io_sync, "sleep", lambda _s: None)
     monkeypatch.setattr(_io_async, "sleep", instant)
+    skip_budget_waits(monkeypatch)
 
 
 def sync_client(fake: FakeServer, vendor: VendorName, **kw: Any) -> SyncClient:

@@ -329,3 +329,58 @@ def test_faults_refuse_nonsense_arguments(build: object) -> None:
     assert callable(build)
     with pytest.raises(ValueError, match="must"):
         build()
+
+
+# -- RateLimit ---------------------------------------------------------------------------------------------------------
+
+
+def test_rate_limit_serves_its_burst_then_answers_429_with_retry_after_and_refills(
+    fake: FakeServer, client: httpx.Client
+) -> None:
+    fake.add_recording("feather", "call_1")
+    fake.feather.always(faults.RateLimit(10, burst=3, retry_after=2))
+    statuses = [feather_get(client, fake, "call_1") for _ in range(5)]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429, 429]
+    assert statuses[3].headers["retry-after"] == "2"
+    assert fake.feather.throttled == 2
+    time.sleep(0.25)  # 10/s refills two tokens
+    assert [feather_get(client, fake, "call_1").status_code for _ in range(3)] == [200, 200, 429]
+    fake.feather.clear()
+    assert fake.feather.throttled == 0
+    assert feather_get(client, fake, "call_1").status_code == 200
+
+
+def test_rate_limit_is_per_origin_and_storage_may_answer_503(fake: FakeServer, client: httpx.Client) -> None:
+    fake.add_recording("feather", "call_1")
+    fake.storage.always(faults.RateLimit(0.01, burst=1, status=503))
+    url = fake.signed_url("feather", "call_1")
+    assert [client.get(url).status_code for _ in range(2)] == [200, 503]
+    assert feather_get(client, fake, "call_1").status_code == 200  # the API has no limit
+    assert (fake.storage.throttled, fake.feather.throttled) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"per_second": 0}, "per_second"),
+        ({"per_second": float("inf")}, "per_second"),
+        ({"per_second": 5, "burst": 0}, "burst"),
+        ({"per_second": 5, "status": 500}, "status"),
+    ],
+)
+def test_rate_limit_refuses_bad_settings(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        faults.RateLimit(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_readmes_rate_limit_example_runs(callrec_env: FakeServer, tmp_path: object) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Testing your code against callrec\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = [block for block in re.findall(r"```python\n(.*?)```", section, flags=re.S) if "RateLimit" in block]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    namespace["test_my_export_stays_under_the_rate_limit"](callrec_env, tmp_path)  # type: ignore[operator]
+    assert callrec_env.feather.throttled == 0 and len(callrec_env.requests_to("feather")) == 30

@@ -73,6 +73,8 @@ class FakeOrigin:
         self._lock = threading.Lock()
         self._queue: collections.deque[tuple[f.Fault, ...]] = collections.deque()
         self._always: tuple[f.Fault, ...] = ()
+        self._buckets: dict[f.RateLimit, tuple[float, float]] = {}  # fault -> (tokens, when)
+        self._throttled = 0
 
     def __repr__(self) -> str:
         return f"<FakeOrigin {self.name}>"
@@ -106,11 +108,39 @@ class FakeOrigin:
         with self._lock:
             self._always = (*self._always, *faults)
 
+    @property
+    def throttled(self) -> int:
+        """How many requests a `RateLimit` fault refused."""
+        return self._throttled
+
     def clear(self) -> None:
-        """Drop queued and standing faults."""
+        """Drop queued and standing faults (and the buckets of `RateLimit` faults)."""
         with self._lock:
             self._queue.clear()
             self._always = ()
+            self._buckets.clear()
+            self._throttled = 0
+
+    def _throttle(self, faults: tuple[f.Fault, ...]) -> tuple[f.Fault, ...]:
+        """The faults, with each `RateLimit` that has no token for this request turned into its answer."""
+        if not any(isinstance(fault, f.RateLimit) for fault in faults):
+            return faults
+        out: list[f.Fault] = []
+        now = time.monotonic()
+        with self._lock:
+            for fault in faults:
+                if not isinstance(fault, f.RateLimit):
+                    out.append(fault)
+                    continue
+                tokens, when = self._buckets.get(fault, (float(fault.burst), now))
+                tokens = min(float(fault.burst), tokens + (now - when) * fault.per_second)
+                if tokens >= 1.0:
+                    self._buckets[fault] = (tokens - 1.0, now)
+                else:
+                    self._buckets[fault] = (tokens, now)
+                    self._throttled += 1
+                    out.append(f.Status(fault.status, retry_after=fault.retry_after))
+        return tuple(out)
 
     def _take(self) -> tuple[f.Fault, ...]:
         with self._lock:
@@ -299,7 +329,7 @@ class FakeServer:
         origin = getattr(self, name)
         assert isinstance(origin, FakeOrigin)
         response, plan = apply(
-            origin._take(),
+            origin._throttle(origin._take()),
             origin=name,
             target=request.target,
             normal=lambda ignore_range: self._normal(name, request, ignore_range),

@@ -16,6 +16,8 @@ Pass a tuple to `queue` to combine several faults on one request.
     ├── GcsExpiredToken()        GCS 400 ExpiredToken
     ├── NonAudio(body)           200 with the audio content type but an XML error page
     └── Garbage(body, content_type, status)  arbitrary bytes
+    Throttling (a standing fault: `fake.feather.always(RateLimit(20, burst=5))`)
+    └── RateLimit(per_second, burst, retry_after, status)  429 + Retry-After beyond a token bucket
     Storage behaviour changed
     └── IgnoreRange()            200 with the full body, whatever Range says
     Delivery changed (combine freely with the above)
@@ -48,6 +50,7 @@ __all__ = [
     "Latency",
     "MalformedJson",
     "NonAudio",
+    "RateLimit",
     "RedirectTo",
     "Reset",
     "ShortBody",
@@ -218,6 +221,31 @@ class RedirectTo:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimit:
+    """Allow `per_second` requests per second to this origin (a token bucket holding `burst`); answer the rest
+    `status` (429, or 503 as S3's SlowDown) with `Retry-After: retry_after`.
+
+    A standing fault: give it to `always()`; the bucket belongs to the origin and starts full.
+    `origin.throttled` counts the requests it refused.
+
+    Usage: `fake.feather.always(faults.RateLimit(20, burst=5))`
+    """
+
+    per_second: float
+    burst: int = 5
+    retry_after: str | int | float | None = 1
+    status: int = 429
+
+    def __post_init__(self) -> None:
+        if not self.per_second > 0 or self.per_second == float("inf"):
+            raise ValueError(f"per_second must be a positive finite number, got {self.per_second!r}")
+        if self.burst < 1:
+            raise ValueError(f"burst must be >= 1, got {self.burst!r}")
+        if self.status not in (429, 503):
+            raise ValueError(f"status must be 429 or 503, got {self.status!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class IgnoreRange:
     """Storage answers 200 with the full body, ignoring `Range` and `If-Range`."""
 
@@ -278,6 +306,7 @@ Fault: TypeAlias = (
     | SiroError
     | RedirectTo
     | IgnoreRange
+    | RateLimit
     | ExpireMidDownload
     | ExpiredUrl
     | GcsExpiredToken

@@ -1,0 +1,304 @@
+"""The request budget's policy tables on a fake clock: pacing, pauses, rate changes, recovery, validation."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+
+import callrec
+import pytest
+from callrec._budget import (
+    BETA,
+    BETA_MEASURED,
+    DOUBLING,
+    MIN_RATE,
+    RECOVERY,
+    Budgets,
+    RequestBudget,
+    Ticket,
+    check_rate_limit,
+)
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def send(budget: RequestBudget, clock: Clock, ticket: Ticket | None = None) -> Ticket:
+    """One request through the budget: wait (advancing the fake clock) until it may go."""
+    ticket = ticket or Ticket()
+    while (wait := budget.wait(ticket)) > 0:
+        clock.now += wait
+    return ticket
+
+
+def send_at_rate(budget: RequestBudget, clock: Clock, per_second: float, seconds: float) -> list[Ticket]:
+    """Requests offered at ``per_second`` for ``seconds`` (each waits its turn)."""
+    tickets = []
+    start = clock.now
+    for i in range(round(per_second * seconds)):
+        clock.now = max(clock.now, start + i / per_second)
+        tickets.append(send(budget, clock))
+    return tickets
+
+
+def send_until(budget: RequestBudget, clock: Clock, end: float) -> None:
+    """A demand far above the rate until ``end``: each request goes as soon as the budget lets it."""
+    while clock.now < end:
+        send(budget, clock)
+
+
+# -- pacing ---------------------------------------------------------------------------------------------------------
+
+
+def test_an_unthrottled_budget_without_a_limit_never_waits() -> None:
+    clock = Clock()
+    budget = RequestBudget("api", clock=clock)
+    waits = [budget.wait(Ticket()) for _ in range(1000)]
+    assert waits == [0.0] * 1000
+    assert budget.rate is None and budget.stats().requests == 1000
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected_send_times"),
+    [
+        (1.0, [0.0, 1.0, 2.0, 3.0]),
+        (4.0, [0.0, 0.25, 0.5, 0.75]),
+        (20.0, [0.0, 0.05, 0.1, 0.15]),
+    ],
+    ids=["1/s", "4/s", "20/s"],
+)
+def test_a_rate_limit_spaces_requests_evenly(limit: float, expected_send_times: list[float]) -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", rate_limit=limit, clock=clock)
+    sent = [send(budget, clock).sent for _ in expected_send_times]
+    assert sent == pytest.approx(expected_send_times)
+
+
+def test_idle_time_refills_one_slot_only() -> None:
+    """Burst 1: after an idle minute the next request goes at once, the one after it waits a whole interval."""
+    clock = Clock(0.0)
+    budget = RequestBudget("api", rate_limit=2.0, clock=clock)
+    send(budget, clock)
+    clock.now = 60.0
+    assert [send(budget, clock).sent for _ in range(3)] == pytest.approx([60.0, 60.5, 61.0])
+
+
+# -- throttles --------------------------------------------------------------------------------------------------------
+
+
+def test_a_retry_after_pauses_every_waiter_and_every_new_request() -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", rate_limit=10.0, clock=clock)
+    throttled = send(budget, clock)
+    queued = Ticket()
+    assert budget.wait(queued) == pytest.approx(0.1)  # its slot is 0.1 s away
+    assert budget.on_outcome(throttled, 429, retry_after=2.0) is True
+    assert budget.paused_until == pytest.approx(2.0)
+    # waits come in slices (a waiter sees a change within WAIT_SLICE); the queued ticket now goes when the pause
+    # ends, and a new one after it, spaced at the lowered rate
+    assert budget.wait(queued) == pytest.approx(0.1)
+    assert send(budget, clock, queued).sent == pytest.approx(2.0)
+    assert send(budget, clock).sent == pytest.approx(2.0 + 1 / (BETA * 10.0))
+
+
+def test_a_throttle_without_retry_after_lowers_the_rate_but_pauses_nothing() -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", rate_limit=10.0, clock=clock)
+    budget.on_outcome(send(budget, clock), 503)
+    assert budget.paused_until == 0.0
+    sent = [send(budget, clock).sent for _ in range(3)]
+    assert sent == pytest.approx([0.0, 1 / (BETA * 10), 2 / (BETA * 10)])
+
+
+@pytest.mark.parametrize(
+    ("status", "throttled"),
+    [(429, True), (503, True), (200, False), (500, False), (502, False), (404, False), (None, False)],
+)
+def test_which_answers_are_throttles(status: int | None, throttled: bool) -> None:
+    clock = Clock()
+    budget = RequestBudget("api", clock=clock)
+    ticket = send(budget, clock)
+    assert budget.on_outcome(ticket, status) is throttled
+    assert (budget.rate is not None) is throttled
+    assert budget.stats().throttled == int(throttled)
+
+
+def test_the_first_throttle_sets_the_rate_from_what_was_served_then_slow_starts() -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    tickets = send_at_rate(budget, clock, 40.0, 1.0)
+    for ticket in tickets[:-10]:
+        budget.on_outcome(ticket, 200)  # 30 served over the last second
+    budget.on_outcome(tickets[-1], 429)
+    assert budget.rate == pytest.approx(BETA * 30.0, rel=0.05)
+    start = budget.rate
+    drop = clock.now
+    send_until(budget, clock, drop + 4 * DOUBLING)  # a demand far above: the rate doubles every DOUBLING s
+    assert budget.rate is not None and start * 2**3 <= budget.rate <= start * 2**4.5
+
+
+def test_without_anything_served_the_first_throttle_uses_what_was_sent() -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    tickets = send_at_rate(budget, clock, 40.0, 1.0)
+    budget.on_outcome(tickets[-1], 429)
+    assert budget.rate == pytest.approx(BETA * 40.0, rel=0.05)
+
+
+def test_one_throttle_episode_lowers_the_rate_once() -> None:
+    """Answers to requests sent before the drop were caused by the old rate: they do not lower it again."""
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    tickets = send_at_rate(budget, clock, 50.0, 1.0)
+    for ticket in tickets[-10:]:
+        budget.on_outcome(ticket, 429)
+    first = budget.rate
+    assert first == pytest.approx(BETA * 50.0, rel=0.05)
+    assert budget.stats().throttled == 10
+    clock.now += 0.01
+    after = send(budget, clock)  # sent at the new rate: its throttle is a new episode
+    budget.on_outcome(after, 429)
+    assert budget.rate is not None and budget.rate < first
+
+
+def measured_drop(limit: float, offered: float) -> tuple[RequestBudget, Clock, float]:
+    """A budget limited to ``limit`` that sent ``offered``/s for a second, all served, then saw a 429."""
+    clock = Clock(0.0)
+    budget = RequestBudget("api", rate_limit=limit, clock=clock)
+    tickets = send_at_rate(budget, clock, offered, 1.0)
+    for ticket in tickets[:-1]:
+        budget.on_outcome(ticket, 200)
+    budget.on_outcome(tickets[-1], 429)
+    return budget, clock, clock.now
+
+
+def test_a_throttle_after_a_second_of_sending_drops_to_beta_of_what_was_served() -> None:
+    budget, _clock, _ = measured_drop(1000.0, 100.0)
+    assert budget.rate == pytest.approx(BETA_MEASURED * 99.0, rel=0.03)
+
+
+def test_the_rate_recovers_along_cubic_and_probes_beyond() -> None:
+    budget, clock, drop = measured_drop(1000.0, 100.0)
+    w_max = budget.rate / BETA_MEASURED  # type: ignore[operator]
+    seen = []
+    for t in (RECOVERY / 2, RECOVERY, 2 * RECOVERY):
+        send_until(budget, clock, drop + t)
+        seen.append(budget.rate)
+    cubic = [w_max * (1 + (1 - BETA_MEASURED) * x**3) for x in (-0.5, 0.0, 1.0)]
+    assert seen == pytest.approx(cubic, rel=0.1)  # concave back to W_max after RECOVERY s, then probing above
+    assert seen[0] < seen[1] < seen[2]
+
+
+def test_a_rate_limit_is_never_exceeded_and_still_backs_off() -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", rate_limit=20.0, clock=clock)
+    tickets = send_at_rate(budget, clock, 100.0, 2.0)  # offered 100/s, paced to 20/s
+    sent = [t.sent for t in tickets]
+    assert len(sent) == 200 and sent[-1] >= 199 / 20 - 1e-9
+    assert min(b - a for a, b in itertools.pairwise(sent)) >= 1 / 20 - 1e-9
+    budget.on_outcome(tickets[-1], 429)  # nothing reported served: the pacing rate drops
+    assert budget.rate == pytest.approx(BETA * 20.0, rel=0.05)
+    clock.now += 600  # long after, and sending again: recovered, and capped at the limit
+    send_until(budget, clock, clock.now + 2)
+    assert budget.rate == 20.0
+
+
+def test_the_rate_never_falls_below_the_floor() -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", rate_limit=0.6, clock=clock)
+    budget.on_outcome(send(budget, clock), 429)
+    assert BETA * 0.6 < MIN_RATE and budget.rate == MIN_RATE
+
+
+def test_served_since_tells_a_throttled_item_whether_the_origin_still_serves() -> None:
+    clock = Clock()
+    budget = RequestBudget("api", clock=clock)
+    mine = send(budget, clock)
+    other = send(budget, clock)
+    assert not budget.served_since(mine)
+    budget.on_outcome(other, 200)
+    budget.on_outcome(mine, 429)
+    assert budget.served_since(mine)
+    again = send(budget, clock)
+    budget.on_outcome(again, 429)
+    assert not budget.served_since(again)
+
+
+def test_a_rate_change_is_logged_at_info_without_urls(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    budget = RequestBudget("feather API", clock=clock)
+    with caplog.at_level(logging.INFO, logger="callrec"):
+        budget.on_outcome(send(budget, clock), 429, retry_after=1.5)
+    (record,) = [r for r in caplog.records if r.name == "callrec"]
+    assert record.levelno == logging.INFO
+    assert record.getMessage().startswith("feather API: request rate unpaced -> ")
+    assert "after a 429, pausing 1.50 s" in record.getMessage()
+
+
+# -- one budget per client and origin ----------------------------------------------------------------------------------
+
+
+def test_storage_budgets_are_per_origin_and_ignore_path_and_query() -> None:
+    budgets = Budgets("api", rate_limit=None)
+    a = budgets.for_url("https://bucket.s3.amazonaws.com/a.wav?X-Amz-Signature=1")
+    b = budgets.for_url("https://bucket.s3.amazonaws.com/b.wav?X-Amz-Signature=2")
+    c = budgets.for_url("https://other.s3.amazonaws.com/a.wav?X-Amz-Signature=1")
+    d = budgets.for_url("https://bucket.s3.amazonaws.com:8443/a.wav")
+    assert a is b and a is not c and a is not d
+    assert "Signature" not in a.label and a.label == "storage https://bucket.s3.amazonaws.com"
+
+
+def test_with_options_copies_share_the_budget_and_a_copys_limit_adds_to_it() -> None:
+    client = callrec.FeatherClient("k", base_url="http://127.0.0.1:9")
+    copy = client.with_options(max_retries=0)
+    assert copy._budgets.api is client._budgets.api
+    limited = client.with_options(rate_limit=5)
+    assert limited.rate_limit == 5.0 and client.rate_limit is None
+    assert limited._budgets.api.parent is client._budgets.api
+    assert limited._budgets.for_url("https://h/x") is client._budgets.for_url("https://h/y")
+    ticket = Ticket()
+    assert limited._budgets.api.wait(ticket) == 0.0
+    limited._budgets.api.on_outcome(ticket, 429, retry_after=30)  # the copy's throttle pauses the original too
+    assert client._budgets.api.paused_until > time.monotonic() + 29
+    client.close()
+
+
+# -- validation -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, None), (20, 20.0), (0.5, 0.5), (1e6, 1e6)],
+)
+def test_rate_limit_accepts(value: object, expected: float | None) -> None:
+    assert check_rate_limit(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        (True, TypeError),
+        ("20", TypeError),
+    ],
+    ids=["zero", "negative", "nan", "inf", "bool", "str"],
+)
+def test_rate_limit_refuses(value: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="rate_limit"):
+        check_rate_limit(value)
+    with pytest.raises(error, match="rate_limit"):
+        callrec.FeatherClient("k", base_url="http://127.0.0.1:9", rate_limit=value)  # type: ignore[arg-type]
+    with pytest.raises(error, match="rate_limit"):
+        callrec.AsyncSiroClient("k", base_url="http://127.0.0.1:9", rate_limit=value)  # type: ignore[arg-type]
+    with callrec.SiroClient("k", base_url="http://127.0.0.1:9") as client, pytest.raises(error, match="rate_limit"):
+        client.with_options(rate_limit=value)  # type: ignore[arg-type]
