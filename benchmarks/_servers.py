@@ -78,3 +78,10 @@ def file_server(root: Path) -> Iterator[dict[str, str]]:
     """The sendfile storage and minimal Feather API of `_file_server`, serving the files in `root`."""
     with _child([sys.executable, "-m", "benchmarks._file_server", str(root)]) as info:
         yield info
+
+
+@contextmanager
+def forward_proxy() -> Iterator[dict[str, str]]:
+    """A forward proxy on loopback (tests/forward_proxy.py) in its own process: PROXY_URL."""
+    with _child([sys.executable, "-m", "benchmarks._forward_proxy"]) as info:
+        yield info

@@ -84,14 +84,21 @@ class Single:
     peak_rss: float
 
 
-def sdk_single(mode: str, base: str, key: str, recording_id: str, dest: Path) -> Single:
-    """FeatherClient.download (mode "sync") or AsyncFeatherClient.download ("async") in a fresh process."""
+def sdk_single(mode: str, base: str, key: str, recording_id: str, dest: Path, *, proxy: str | None = None) -> Single:
+    """FeatherClient.download (mode "sync") or AsyncFeatherClient.download ("async") in a fresh process.
+
+    With ``proxy``, the process has ``HTTP_PROXY`` set to it (its API and storage requests go through it)."""
+    env = None
+    if proxy is not None:
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy", "all_proxy")}
+        env["HTTP_PROXY"] = proxy
     try:
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, mode, base, key, recording_id, str(dest)],
             capture_output=True,
             text=True,
             check=True,
+            env=env,
         ).stdout
     finally:
         dest.unlink(missing_ok=True)  # freed page cache is reused by the next run (see RESULTS.md)
@@ -99,7 +106,7 @@ def sdk_single(mode: str, base: str, key: str, recording_id: str, dest: Path) ->
     return Single(data["bytes"] / data["seconds"], data["peak_rss_kib"] / 1024)
 
 
-def curl_single(url: str, dest: Path | None, *, fsync: bool = False) -> float | None:
+def curl_single(url: str, dest: Path | None, *, fsync: bool = False, proxy: str | None = None) -> float | None:
     """curl's own figure (`%{speed_download}`, bytes/s) for `curl -o dest` (None: /dev/null); None without curl.
 
     With `fsync`, the file is then fsynced and the rate is size / (curl's time_total + the fsync): what a
@@ -111,7 +118,17 @@ def curl_single(url: str, dest: Path | None, *, fsync: bool = False) -> float | 
     target = str(dest) if dest is not None else os.devnull
     try:
         out = subprocess.run(
-            [curl, "-sS", "--fail", "-o", target, "-w", "%{speed_download} %{time_total} %{size_download}", url],
+            [
+                curl,
+                "-sS",
+                "--fail",
+                *(["-x", proxy] if proxy else ["--noproxy", "*"]),
+                "-o",
+                target,
+                "-w",
+                "%{speed_download} %{time_total} %{size_download}",
+                url,
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -129,6 +146,23 @@ def curl_single(url: str, dest: Path | None, *, fsync: bool = False) -> float | 
         if dest is not None:
             dest.unlink(missing_ok=True)
     return speed
+
+
+def proxied(base: str, key: str, folder: Path, rounds: int) -> tuple[list[float], list[float]]:
+    """The big download through a loopback forward proxy: (sync SDK rates, curl -o -x rates), interleaved."""
+    from . import _servers
+
+    sdk: list[float] = []
+    curl: list[float] = []
+    with _servers.forward_proxy() as info:
+        proxy = info["PROXY_URL"]
+        url = signed_url(base, key, "big")
+        for _ in range(rounds):
+            rate = curl_single(url, folder / "curl-proxy.wav", proxy=proxy)
+            if rate is not None:
+                curl.append(rate)
+            sdk.append(sdk_single("sync", base, key, "big", folder / "sdk-proxy.wav", proxy=proxy).rate)
+    return sdk, curl
 
 
 def copy_rate(source: Path, dest: Path) -> float:

@@ -246,6 +246,7 @@ def bench_download(sizes: Sizes, work: Path, log: Log) -> list[Row]:
         base, key = info["FEATHER_BASE_URL"], info["FEATHER_API_KEY"]
         big = download.big(base, key, root / "src" / "big.wav", root, sizes.download_rounds, warm_up=not quick)
         many = download.many(base, key, ids, root, sizes.download_concurrency, many_rounds, warm_up=not quick)
+        proxy_sdk, proxy_curl = download.proxied(base, key, root, 1 if quick else 3)
     many_sdk, many_plain = many.sdk, many.plain
     mib = 1 << 20
     median = statistics.median
@@ -376,6 +377,20 @@ def bench_download(sizes: Sizes, work: Path, log: Log) -> list[Row]:
             "line (the manifest is not in the loop)",
         )
     )
+    if proxy_curl:
+        rows.append(
+            _ratio_row(
+                "4 download via proxy",
+                f"FeatherClient.download through a loopback forward proxy, {size}",
+                median(proxy_sdk) / mib,
+                "MiB/s",
+                median(proxy_curl) / mib,
+                "curl -o -x, the same proxy",
+                None,
+                higher_is_better=True,
+                note=f"median of {len(proxy_sdk)}; the proxy (Python, one thread per direction) is the ceiling of both",
+            )
+        )
     return rows
 
 

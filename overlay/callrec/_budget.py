@@ -91,7 +91,7 @@ WAIT_SLICE = 0.1
 #: A served rate measured over at least this much sending time (seconds) is taken as the origin's capacity.
 RELIABLE_SPAN = 0.5
 #: The rate is raised (and waiting tickets rescheduled) in steps of at least this factor.
-GROWTH_STEP = 1.1
+GROWTH_STEP = 1.02
 #: After the first throttle the rate doubles this often (seconds) until the next one: slow start.
 DOUBLING = 0.25
 #: Longest pause a Retry-After can impose (seconds), as the retry policy's cap (``_constants.MAX_RETRY_AFTER``).
@@ -165,6 +165,7 @@ class RequestBudget:
         self._lock = threading.Lock()
         self._rate: float | None = rate_limit  # None: unpaced (adaptive, never throttled yet)
         self._tat = 0.0  # GCRA's theoretical arrival time: the next free slot
+        self._last_at = -math.inf  # the slot of the last ticket scheduled
         self._pause_until = 0.0
         self._epoch = 0
         self._sends: collections.deque[float] = collections.deque()
@@ -220,6 +221,7 @@ class RequestBudget:
         interval = 1.0 / self._rate
         at = max(start, self._tat - (BURST - 1) * interval)
         self._tat = max(self._tat, at) + interval
+        self._last_at = at
         return at
 
     def _sent(self, ticket: Ticket, now: float) -> None:
@@ -317,7 +319,8 @@ class RequestBudget:
         self._w_max = base * (1 + beta) / 2 if self._slow_start else base
         self._beta = beta
         self._slow_start = old is None and self.ceiling is None
-        self._k = RECOVERY
+        # Told the limit, a throttle is most likely jitter at the limit: back to it sooner (CUBIC never goes above).
+        self._k = RECOVERY if self.ceiling is None else RECOVERY / 4
         self._last_drop = now
         self._set_rate(max(base * beta, MIN_RATE))
         self._start_rate = self._rate
@@ -336,9 +339,10 @@ class RequestBudget:
 
     def _reschedule(self, now: float) -> None:
         """Void every reservation: waiting tickets are scheduled again (in the order they next ask) after the
-        pause, at the rate now. Their old slots are given back, so a burst of throttles does not push the
-        schedule into the future."""
-        self._tat = max(now, self._pause_until)
+        pause, at the rate now, one interval after the last request that went. Their old slots are given back,
+        so a burst of throttles does not push the schedule into the future, and a rate change lets no burst out."""
+        after_last = self._last_at + 1.0 / self._rate if self._rate else now
+        self._tat = max(now, self._pause_until, after_last)
         self._epoch += 1
 
     def _active_span(self, now: float) -> float:
@@ -371,7 +375,7 @@ class RequestBudget:
     def _set_rate(self, rate: float) -> None:
         if self.ceiling is not None:
             rate = min(rate, self.ceiling)
-        if self._rate is not None and rate != self._rate:
+        if self._rate is not None and rate > self._rate:  # a decrease is logged by _drop, with its reasons
             log.info("%s: request rate %.1f -> %.1f/s", self.label, self._rate, rate)
         self._rate = rate
 

@@ -20,6 +20,7 @@ import stat
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, NoReturn, Protocol
 
@@ -34,7 +35,7 @@ from ._redact import redact_url, scrub_exception
 from ._retry import parse_retry_after, retry_delay
 from ._signed_url import SignedUrl
 from ._sink import FileSink
-from ._transport import MIN_FILL
+from ._transport import DEADLINE, INTERRUPTIBLE, MIN_FILL
 
 __all__ = ["DownloadResult", "ProgressCallback", "Transfer", "blocked_cookies", "plan_destination"]
 
@@ -166,6 +167,26 @@ def _error_code(body: bytes) -> str:
     return match.group(1).decode() if match else "no error code"
 
 
+def _strong_validator(headers: httpx.Headers) -> tuple[str | None, str | None]:
+    """(header, value) of a strong validator for If-Range (RFC 9110 §13.1.5), or (None, None).
+
+    A strong ETag; else a Last-Modified at least one second older than the response's Date (§8.8.2.2). A weak
+    validator cannot guard a byte-range resume: without one, an interrupted download starts over.
+    """
+    etag = headers.get("etag")
+    if etag and not etag.startswith("W/"):
+        return "etag", etag
+    modified, date = headers.get("last-modified"), headers.get("date")
+    if etag is None and modified and date:
+        try:
+            when, now = parsedate_to_datetime(modified), parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError):
+            return None, None
+        if when.tzinfo is not None and now.tzinfo is not None and (now - when).total_seconds() >= 1:
+            return "last-modified", modified
+    return None, None
+
+
 class Transfer:
     """The download policy for one recording: resume, restart, refresh and integrity checks."""
 
@@ -192,6 +213,7 @@ class Transfer:
         self.offset = 0
         self.total: int | None = None
         self.validator: str | None = None  # ETag (or Last-Modified) of the object being assembled
+        self._validator_field: str | None = None  # which header it came from
         self.content_type: str | None = None
         self.head = b""
         self.delay = 0.0
@@ -227,6 +249,13 @@ class Transfer:
                 "the download did not finish within its deadline (the storage host kept throttling)"
             ) from self._last_error
         return delay
+
+    def request_extensions(
+        self, interruptible: Callable[[Callable[[], None]], Callable[[], None]]
+    ) -> dict[str, object]:
+        """What the storage transport needs besides the request: the deadline of every phase, and how a stopping
+        bulk run reaches the request (``_io_sync.interruptible``)."""
+        return {DEADLINE: self.deadline, INTERRUPTIBLE: interruptible}
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -270,6 +299,16 @@ class Transfer:
                 if self.total is not None and total != self.total:
                     self._restart()
                     return self._retry(DownloadError("the recording changed size during the download"))
+                # If-Range is a request, not a guarantee: a host that ignores it would splice two versions.
+                if self._validator_field and response.headers.get(self._validator_field) != self.validator:
+                    self._restart()
+                    return self._retry(DownloadError("the recording changed during the download (validator differs)"))
+                length = response.headers.get("content-length")
+                if length is not None and (
+                    not length.isdigit() or int(length) != int(match.group(2)) + 1 - self.offset
+                ):
+                    self._restart()
+                    return self._retry(DownloadError("the storage host's Content-Range and Content-Length disagree"))
                 self.total = total
                 self._response_end = int(match.group(2)) + 1
                 return self._check_encoding(response)
@@ -285,9 +324,7 @@ class Transfer:
             self.total = int(length)
             self._response_end = self.total
             self.content_type = response.headers.get("content-type")
-            self.validator = response.headers.get("etag") or response.headers.get("last-modified")
-            if self.validator and self.validator.startswith("W/"):
-                self.validator = None  # a weak validator cannot guard a byte-range resume
+            self._validator_field, self.validator = _strong_validator(response.headers)
             return self._check_encoding(response)
         return Action.ERROR
 
@@ -365,9 +402,15 @@ class Transfer:
         return self._retry(DownloadError(f"the body ended at byte {self.offset} of {self.total}"))
 
     def on_transport_error(self, exc: Exception) -> Action:
-        """A reset, timeout or a body shorter than its Content-Length: resume from where we are."""
+        """A reset, timeout or a body shorter than its Content-Length: resume from where we are.
+
+        Unless the read was interrupted because the run is stopping or the deadline passed: that ends here.
+        """
         self._ticket = Ticket()
         self._last_error = scrub_exception(exc)
+        if self.stopped():
+            raise Stopped
+        self.remaining()
         return self._retry(DownloadError(f"the transfer broke at byte {self.offset} ({type(exc).__name__})"))
 
     def on_refresh_error(self, exc: CallrecError) -> NoReturn:
@@ -414,7 +457,7 @@ class Transfer:
 
 
 class BodyReader(Protocol):
-    """A response body that reads itself into a buffer (``_http11.Body``)."""
+    """A response body that reads itself into a buffer (``_storage_http.Body``)."""
 
     @property
     def remaining(self) -> int: ...
@@ -521,5 +564,28 @@ def complete(
     finish_and_commit(transfer.sink, final, overwrite=overwrite, replaces=replaces)
     result = transfer.result(final)
     if on_committed is not None:
-        on_committed(result)
+        try:
+            on_committed(result)
+        except OSError:
+            # The manifest line could not be written (a full disk): take the file back out, so that the folder
+            # never holds a recording its manifest does not know (a rerun would refuse it); a rerun downloads it.
+            with contextlib.suppress(OSError):
+                final.unlink()
+            raise
     return result
+
+
+@contextlib.contextmanager
+def disk_errors() -> Iterator[None]:
+    """A download's file-system failures (ENOSPC, EFBIG, EACCES, EIO ...) as ``DownloadError``, the ``OSError``
+    as its ``__cause__``: every failure of a call is a CallrecError. ``FileExistsError`` (an existing file and
+    no ``overwrite``) and ``NotADirectoryError`` (a bad destination) stay themselves: they are about the input."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise
+    except OSError as exc:
+        if isinstance(exc, TimeoutError):
+            raise
+        what = exc.strerror or type(exc).__name__
+        raise DownloadError(f"could not write the download ({what})") from exc

@@ -18,12 +18,13 @@ from ._download import Transfer, read_body
 from ._transport import async_storage_transport, async_transport
 
 if TYPE_CHECKING:
-    from ._http11 import AsyncBody
+    from ._storage_http import AsyncBody
 
 __all__ = [
     "api_transport",
     "check_http_client",
     "deadline_scope",
+    "interruptible",
     "map_bounded",
     "new_client",
     "pace",
@@ -90,6 +91,15 @@ def stopped() -> bool:
     return False
 
 
+def interruptible(interrupt: Callable[[], None]) -> Callable[[], None]:
+    """Nothing to register: a cancelled task interrupts its storage read itself (``_storage_http.in_thread``)."""
+    return _nothing
+
+
+def _nothing() -> None:
+    return None
+
+
 def new_client(**kwargs: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(**kwargs)
 
@@ -117,19 +127,27 @@ async def map_bounded(func: Callable[[T], Awaitable[R]], items: Sequence[T], con
 
 
 async def read_storage_body(reader: AsyncBody, transfer: Transfer) -> None:
-    """Read the body on one of the storage transport's worker threads, as the sync driver does on its own.
+    """Read the body on a worker thread, as the sync driver does on its own.
 
     One event-loop round trip for the whole body, however long; the worker also hashes while the sink is full.
     Progress calls are handed to the event loop, in order, and none is made once the wait was cancelled. A
-    cancelled wait interrupts the worker's read (``AsyncBody.in_worker``).
+    progress callback that raises stops the read (the body is interrupted) and its exception is raised here,
+    as in the sync clients. A cancelled wait interrupts the worker's read (``AsyncBody.in_worker``) and is
+    raised once the worker has returned.
     """
     progress = transfer.progress
     loop = asyncio.get_running_loop()
     cancelled = False
+    failure: list[BaseException] = []
 
     def deliver(done: int, total: int | None) -> None:
-        if progress is not None and not cancelled:
+        if progress is None or cancelled or failure:
+            return
+        try:
             progress(done, total)
+        except BaseException as exc:  # the caller's: raised from the download, never left to the loop's handler
+            failure.append(exc)
+            reader.body.interrupt("the progress callback raised")
 
     def report(done: int, total: int | None) -> None:
         loop.call_soon_threadsafe(deliver, done, total)
@@ -139,8 +157,15 @@ async def read_storage_body(reader: AsyncBody, transfer: Transfer) -> None:
     except asyncio.CancelledError:
         cancelled = True
         raise
+    except Exception:
+        if failure:
+            raise failure[0] from None
+        raise
+    await asyncio.sleep(0)  # the last progress calls scheduled by the worker run before we return
+    if failure:
+        raise failure[0]
 
 
-def storage_transport() -> httpx.AsyncBaseTransport | None:
-    """The storage transport of ``_http11`` on worker threads; None under a proxy (httpx's transport honours it)."""
+def storage_transport() -> httpx.AsyncBaseTransport:
+    """The storage transport (urllib3; ``_storage_http``), its blocking steps on the event loop's threads."""
     return async_storage_transport()

@@ -23,6 +23,7 @@ __all__ = [
     "api_transport",
     "check_http_client",
     "deadline_scope",
+    "interruptible",
     "map_bounded",
     "new_client",
     "pace",
@@ -82,29 +83,66 @@ def new_client(**kwargs: Any) -> httpx.Client:
 _worker = threading.local()
 
 
+class _Run:
+    """One map_bounded() run: its stop flag, and the interrupts of the storage requests its workers have open."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self._interrupts: set[Callable[[], None]] = set()
+        self._lock = threading.Lock()
+
+    def register(self, interrupt: Callable[[], None]) -> Callable[[], None]:
+        with self._lock:
+            self._interrupts.add(interrupt)
+        if self.stop.is_set():
+            interrupt()
+        return lambda: self._discard(interrupt)
+
+    def _discard(self, interrupt: Callable[[], None]) -> None:
+        with self._lock:
+            self._interrupts.discard(interrupt)
+
+    def stopping(self) -> None:
+        self.stop.set()
+        with self._lock:
+            interrupts = list(self._interrupts)
+        for interrupt in interrupts:
+            interrupt()
+
+
 def stopped() -> bool:
-    """True in a map_bounded() worker once its run is stopping: a download then ends at its next chunk."""
-    event: threading.Event | None = getattr(_worker, "stop", None)
-    return event is not None and event.is_set()
+    """True in a map_bounded() worker once its run is stopping: a download then ends at its next read."""
+    run: _Run | None = getattr(_worker, "run", None)
+    return run is not None and run.stop.is_set()
+
+
+def interruptible(interrupt: Callable[[], None]) -> Callable[[], None]:
+    """Register a storage request's interrupt with this worker's run (a stopping run calls it); -> unregister."""
+    run: _Run | None = getattr(_worker, "run", None)
+    return run.register(interrupt) if run is not None else _nothing
+
+
+def _nothing() -> None:
+    return None
 
 
 def map_bounded(func: Callable[[T], R], items: Sequence[T], concurrency: int) -> list[R]:
     """``func`` over ``items`` on ``concurrency`` threads, results in order.
 
     The first failure (or a KeyboardInterrupt) stops the run: items not started
-    never start, in-flight ones stop at their next chunk (``stopped()``), and the
+    never start, in-flight ones stop at once (their storage reads are interrupted: ``interruptible``), and the
     exception is raised as itself once they have all ended.
     """
-    stop = threading.Event()
+    run_state = _Run()
 
     def run(item: T) -> R:
-        if stop.is_set():
+        if run_state.stop.is_set():
             raise Stopped
-        _worker.stop = stop
+        _worker.run = run_state
         try:
             return func(item)
         finally:
-            _worker.stop = None
+            _worker.run = None
 
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="callrec-bulk") as pool:
         futures = [pool.submit(run, item) for item in items]
@@ -115,7 +153,7 @@ def map_bounded(func: Callable[[T], R], items: Sequence[T], concurrency: int) ->
                 if error is not None and not isinstance(error, Stopped):
                     raise error
         except BaseException:
-            stop.set()
+            run_state.stopping()
             for future in futures:
                 future.cancel()
             raise
@@ -127,6 +165,6 @@ def read_storage_body(reader: BodyReader, transfer: Transfer) -> None:
     read_body(reader, transfer, transfer.progress)
 
 
-def storage_transport() -> httpx.BaseTransport | None:
-    """httpx's own transport with large reads; None (httpx picks, honouring proxies) under a proxy."""
+def storage_transport() -> httpx.BaseTransport:
+    """The storage transport (urllib3; ``_storage_http``)."""
     return sync_storage_transport()

@@ -82,6 +82,29 @@ class _RedactingFilter(logging.Filter):
 _FILTER = _RedactingFilter()
 
 
+class _QueryFilter(_RedactingFilter):
+    """urllib3 logs a request's target as path and query, without the scheme: the query goes too."""
+
+    @staticmethod
+    def _clean(arg: Any) -> Any:
+        arg = _RedactingFilter._clean(arg)
+        if isinstance(arg, str) and "?" in arg:
+            path, _, _query = arg.partition("?")
+            return f"{path}?<redacted>"
+        return arg
+
+
+_QUERY_FILTER = _QueryFilter()
+#: urllib3 (storage requests): "GET /path?query HTTP/1.1" at DEBUG; its warnings carry whole URLs.
+_URLLIB3_LOGGERS = (
+    "urllib3",
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+)
+
+
 #: httpx's INFO request log, and httpcore's DEBUG traces, which print response headers
 #: (a redirect's Location carries the signed query). Logger filters do not apply to
 #: child loggers, so each httpcore logger is listed.
@@ -89,8 +112,12 @@ _LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2",
 
 
 def install_log_redaction() -> None:
-    """Attach the redacting filter to httpx's and httpcore's loggers (idempotent)."""
+    """Attach the redacting filters to httpx's, httpcore's and urllib3's loggers (idempotent)."""
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+    for name in _URLLIB3_LOGGERS:
+        logger = logging.getLogger(name)
+        if _QUERY_FILTER not in logger.filters:
+            logger.addFilter(_QUERY_FILTER)

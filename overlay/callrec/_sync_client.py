@@ -28,7 +28,17 @@ from ._bulk import (
 )
 from ._config import ClientConfig
 from ._constants import DEFAULT_DEADLINE, DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from ._download import Action, CommitHook, DownloadResult, ProgressCallback, Transfer, complete, open_temp
+from ._download import (
+    Action,
+    CommitHook,
+    Destination,
+    DownloadResult,
+    ProgressCallback,
+    Transfer,
+    complete,
+    disk_errors,
+    open_temp,
+)
 from ._errors import CallrecError
 from ._link import Link
 from ._signed_url import SignedUrl
@@ -94,7 +104,11 @@ class SyncClientBase(BaseClient):
     def _transfer_once(self, transfer: Transfer, url: str) -> Action:
         try:
             with self._storage.get().stream(
-                "GET", url, headers=transfer.request_headers(), timeout=transfer.timeout(self.timeout)
+                "GET",
+                url,
+                headers=transfer.request_headers(),
+                timeout=transfer.timeout(self.timeout),
+                extensions=transfer.request_extensions(_io.interruptible),
             ) as response:
                 if transfer.on_response(response) is Action.ERROR:
                     body = b""
@@ -128,6 +142,23 @@ class SyncClientBase(BaseClient):
     ) -> DownloadResult:
         target, deadline_at = self._plan_download(recording_id, dest, leg, overwrite, deadline)
         signed = self._recording_url(recording_id, leg, patient=patient)
+        with disk_errors():
+            return self._fetch(
+                target, deadline_at, signed, recording_id, leg, overwrite, progress, on_committed, patient
+            )
+
+    def _fetch(
+        self,
+        target: Destination,
+        deadline_at: float,
+        signed: SignedUrl,
+        recording_id: str,
+        leg: str | None,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+        on_committed: CommitHook | None,
+        patient: bool,
+    ) -> DownloadResult:
         sink = FileSink(*open_temp(target.folder, target.stem))
         try:
             transfer = Transfer(

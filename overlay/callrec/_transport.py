@@ -26,7 +26,15 @@ from ._redact import redact_text
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["BODY_READER", "MIN_FILL", "async_storage_transport", "async_transport", "storage_transport"]
+__all__ = [
+    "BODY_READER",
+    "DEADLINE",
+    "INTERRUPTIBLE",
+    "MIN_FILL",
+    "async_storage_transport",
+    "async_transport",
+    "storage_transport",
+]
 
 #: httpx's defaults, so switching transports does not change pool behaviour.
 _MAX_CONNECTIONS = 100
@@ -183,32 +191,30 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
-#: The response extension through which callrec's storage transport offers a Content-Length body's reader
-#: (``_http11.Body``, with ``readinto``; async: ``_http11.AsyncBody``, which runs a reading loop on a worker thread).
+#: The response extension through which callrec's storage transport offers the body's reader
+#: (``_storage_http.Body``, with ``readinto``; async: ``_storage_http.AsyncBody``, which runs a reading loop on a
+#: worker thread).
 BODY_READER = "callrec_body_reader"
+#: Storage request extension: the download's deadline (a ``time.monotonic()`` value), for every phase.
+DEADLINE = "callrec_deadline"
+#: Storage request extension: ``register(interrupt) -> unregister``, so a stopping sync bulk run can interrupt
+#: the request (``_io_sync.interruptible``).
+INTERRUPTIBLE = "callrec_interruptible"
 #: A body reader's ``readinto`` returns once this much is in the buffer: the reader then hands over often and,
 #: while the sink is full, hashes (FileSink.wait_for_room). Filling whole 1 MiB buffers instead took the 512 MiB
 #: benchmark download from ~1,040 to ~580 MiB/s (``_download.read_body`` reads a rest that fits the buffer whole).
 MIN_FILL = 64 * 1024
 
 
-def storage_transport() -> httpx.BaseTransport | None:
-    """The storage transport of ``_http11``: bodies read straight into the download's buffers.
-
-    None (httpx's own transport) when the environment names a proxy: httpx then routes storage
-    requests through it and honours NO_PROXY.
-    """
-    if _environment_names_a_proxy():
-        return None
-    from ._http11 import StorageTransport  # here, not at `import callrec`: it loads h11
+def storage_transport() -> httpx.BaseTransport:
+    """The storage transport (``_storage_http``: urllib3), in every environment, proxies included."""
+    from ._storage_http import StorageTransport  # here, not at `import callrec`: it loads urllib3
 
     return StorageTransport()
 
 
-def async_storage_transport() -> httpx.AsyncBaseTransport | None:
-    """The same transport for the async clients, its blocking steps on worker threads; None under a proxy."""
-    if _environment_names_a_proxy():
-        return None
-    from ._http11 import AsyncStorageTransport
+def async_storage_transport() -> httpx.AsyncBaseTransport:
+    """The same transport for the async clients, its blocking steps on the event loop's worker threads."""
+    from ._storage_http import AsyncStorageTransport
 
     return AsyncStorageTransport()

@@ -7,12 +7,16 @@ import errno
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import callrec
+import callrec._bulk
 import pytest
 from callrec import _async_client, _download, _io_async, _io_sync, _sink, _sync_client, _transport
 from callrec.testing import FakeServer, faults
+from forward_proxy import ForwardProxy
 
 from .conftest import BIG, afeather, feather, leftovers
 
@@ -87,16 +91,38 @@ def test_under_a_proxy_storage_bodies_take_httpx_and_the_same_guarantees(
     assert result.path.read_bytes() == BIG * 4
 
 
-def test_a_proxy_in_the_environment_leaves_the_storage_transport_to_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    assert _transport.storage_transport() is None  # httpx mounts environment proxies only when it picks
-    assert _transport.async_storage_transport() is None
-
-
-def test_without_a_proxy_storage_uses_callrecs_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def forward_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ForwardProxy]:
+    proxy = ForwardProxy()
     no_proxy(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    yield proxy
+    proxy.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_storage_downloads_go_through_the_environments_proxy_on_the_one_transport(
+    fake: FakeServer, tmp_path: Path, forward_proxy: ForwardProxy, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One storage transport in every environment: under a proxy, the same urllib3 transport routes through it."""
+    fake.add_recording("feather", "call_1", data=BIG)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the API stays direct; storage (127.0.0.2) takes the proxy
+    result = download(fake, mode, "call_1", tmp_path)
+    assert result.path.read_bytes() == BIG
+    assert [line.split(" ")[0] for line in forward_proxy.lines] == ["GET"]
+    assert forward_proxy.lines[0].startswith(f"GET {fake.storage_origin}/feather/call_1/main")
     assert type(_transport.storage_transport()).__name__ == "StorageTransport"
     assert type(_transport.async_storage_transport()).__name__ == "AsyncStorageTransport"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_no_proxy_sends_storage_direct(
+    fake: FakeServer, tmp_path: Path, forward_proxy: ForwardProxy, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.add_recording("feather", "call_1", data=BIG)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,127.0.0.2")
+    assert download(fake, mode, "call_1", tmp_path).path.read_bytes() == BIG
+    assert forward_proxy.lines == []
 
 
 class DiskFull:
@@ -126,10 +152,65 @@ def test_a_full_disk_mid_download_raises_and_leaves_no_file_and_no_thread(
         return DiskFull(file, room=1 << 20), temp
 
     monkeypatch.setattr(_sync_client if mode == "sync" else _async_client, "open_temp", open_temp)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(callrec.DownloadError, match="No space left") as caught:
         download(fake, mode, "big", tmp_path)
+    assert isinstance(caught.value.__cause__, OSError) and caught.value.__cause__.errno == errno.ENOSPC
     assert list(tmp_path.iterdir()) == []
     assert not sink_threads()
+
+
+class FileTooBig(DiskFull):
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.EFBIG, "File too large")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_file_too_large_is_a_download_error_with_the_os_error_as_cause(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    fake.add_recording("feather", "big", data=BIG)
+
+    def open_temp(folder: Path, stem: str) -> tuple[Any, Path]:
+        file, temp = _download.open_temp(folder, stem)
+        return FileTooBig(file, room=0), temp
+
+    monkeypatch.setattr(_sync_client if mode == "sync" else _async_client, "open_temp", open_temp)
+    with pytest.raises(callrec.DownloadError) as caught:
+        download(fake, mode, "big", tmp_path)
+    assert isinstance(caught.value.__cause__, OSError) and caught.value.__cause__.errno == errno.EFBIG
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_manifest_line_that_cannot_be_written_takes_the_file_back_out(
+    fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """ENOSPC on the manifest after the rename: the item fails and the folder holds no file its manifest does not
+    know, so a rerun downloads it instead of refusing an unknown file."""
+    fake.add_recording("feather", "c0", data=BIG)
+
+    record = callrec._bulk.Manifest.record
+
+    def full(self: Any, item: Any) -> None:
+        if item.status == "downloaded":  # the commit's line; the failure's line (space freed meanwhile) goes in
+            raise OSError(errno.ENOSPC, "No space left on device")
+        record(self, item)
+
+    monkeypatch.setattr(callrec._bulk.Manifest, "record", full)
+    with feather(fake) as client:
+        (item,) = client.download_many(["c0"], tmp_path) if mode == "sync" else asyncio.run(_amany(fake, tmp_path))
+    assert item.status == "failed" and isinstance(item.error, callrec.DownloadError)
+    assert isinstance(item.error.__cause__, OSError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.jsonl"]
+    monkeypatch.undo()
+    with feather(fake) as client:
+        (again,) = client.download_many(["c0"], tmp_path)
+    assert again.status == "downloaded" and again.result is not None and again.result.path.read_bytes() == BIG
+
+
+async def _amany(fake: FakeServer, folder: Path) -> list[Any]:
+    async with afeather(fake) as client:
+        return await client.download_many(["c0"], folder)
 
 
 def test_cancelling_an_async_download_mid_body_leaves_no_file_and_no_thread(fake: FakeServer, tmp_path: Path) -> None:

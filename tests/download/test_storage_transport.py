@@ -1,4 +1,4 @@
-"""callrec's storage transport (``_http11``) against real servers on loopback, plain and TLS.
+"""callrec's storage transport (``_storage_http``, on urllib3) against real servers on loopback, plain and TLS.
 
 Each server answers with bytes written by the test, so framing, keep-alive, cuts and stalls are exact.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
-from callrec._http11 import AsyncStorageTransport, StorageTransport
+from callrec._storage_http import AsyncStorageTransport, StorageTransport
 from callrec._transport import BODY_READER
 
 Answer = Callable[[socket.socket, int], None]  # (connection, index of the request) -> writes the answer
@@ -204,7 +204,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
     ],
     ids=["chunked", "close-delimited", "error-with-length"],
 )
-def test_other_framings_are_read_by_h11_when_iterated(serve, answer: bytes, body: bytes) -> None:
+def test_other_framings_are_read_by_urllib3_when_iterated(serve, answer: bytes, body: bytes) -> None:
     def send(conn: socket.socket, _: int) -> None:
         conn.sendall(answer)
         if b"Content-Length" not in answer:

@@ -43,8 +43,6 @@ from callrec import (
     ServiceUnavailableError,
     UnexpectedResponseError,
     UnprocessableEntityError,
-    _io_async,
-    _io_sync,
 )
 from callrec.testing import FakeServer, RecordedRequest, faults
 from callrec.testing.faults import (
@@ -68,6 +66,7 @@ from callrec.testing.faults import (
     Status,
     Trickle,
 )
+from forward_proxy import ForwardProxy
 
 from .conftest import AsyncClient, Mode, SyncClient, VendorName, async_client, sync_client
 
@@ -317,24 +316,26 @@ class Clients:
     asynchronous: dict[VendorName, AsyncClient]
 
 
-def _clients(fake: FakeServer, *, httpx_storage: bool = False) -> Iterator[Clients]:
-    """One client per vendor and mode, closed at the end; ``httpx_storage``: storage on httpx's own transport."""
+def _clients(fake: FakeServer, *, proxy: ForwardProxy | None = None) -> Iterator[Clients]:
+    """One client per vendor and mode, closed at the end; with ``proxy``, storage requests go through it."""
     runner = asyncio.Runner()  # one loop for every async row: the async clients' pools live on it
     with pytest.MonkeyPatch.context() as patch:
-        if httpx_storage:  # as when the environment names a proxy
-            patch.setattr(_io_sync, "storage_transport", lambda: None)
-            patch.setattr(_io_async, "storage_transport", lambda: None)
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+            patch.delenv(name, raising=False)
+        if proxy is not None:  # storage (127.0.0.2) through the proxy; the APIs (127.0.0.1) direct
+            patch.setenv("HTTP_PROXY", proxy.url)
+            patch.setenv("NO_PROXY", "127.0.0.1")
 
         async def make() -> dict[VendorName, AsyncClient]:
             made = {vendor: async_client(fake, vendor) for vendor in IDS}
             for client in made.values():
-                client._storage.get()  # created now, under the patch (it is otherwise created on first use)
+                client._storage.get()
             return made
 
         made = Clients(runner, {vendor: sync_client(fake, vendor) for vendor in IDS}, runner.run(make()))
         for client in made.sync.values():
             client._storage.get()
-    yield made
+        yield made
 
     async def close() -> None:
         for client in made.asynchronous.values():
@@ -459,26 +460,37 @@ STORAGE_CASES = [case for case in CASES if case.values[0].route == "storage"]  #
 
 
 @pytest.fixture(scope="module")
-def httpx_storage_clients(fake: FakeServer) -> Iterator[Clients]:
-    """Clients whose storage requests go through httpx's own transport, as when the environment names a proxy."""
-    yield from _clients(fake, httpx_storage=True)
+def storage_proxy() -> Iterator[ForwardProxy]:
+    proxy = ForwardProxy()
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture(scope="module")
+def proxied_clients(fake: FakeServer, storage_proxy: ForwardProxy) -> Iterator[Clients]:
+    """Clients whose storage requests go through a real forward proxy on loopback (HTTP_PROXY)."""
+    yield from _clients(fake, proxy=storage_proxy)
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("row", "vendor"), STORAGE_CASES)
-def test_storage_faults_behave_the_same_on_httpxs_transport(
+def test_storage_faults_behave_the_same_through_a_proxy(
     fake: FakeServer,
-    httpx_storage_clients: Clients,
+    proxied_clients: Clients,
+    storage_proxy: ForwardProxy,
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
     row: Row,
     vendor: VendorName,
     mode: Mode,
 ) -> None:
-    # The README: under a proxy storage takes httpx's transport, and every download guarantee holds there too.
-    for client in (httpx_storage_clients.sync[vendor], httpx_storage_clients.asynchronous[vendor]):
-        assert "StorageTransport" not in type(client._storage.get()._transport).__name__
-    run_row(fake, httpx_storage_clients, Evidence(), caplog, row, vendor, mode, tmp_path)
+    # The README: one storage transport in every environment; under a proxy every download guarantee holds too.
+    for client in (proxied_clients.sync[vendor], proxied_clients.asynchronous[vendor]):
+        assert type(client._storage.get()._transport).__name__.endswith("StorageTransport")
+    seen = len(storage_proxy.lines)
+    run_row(fake, proxied_clients, Evidence(), caplog, row, vendor, mode, tmp_path)
+    through = storage_proxy.lines[seen:]
+    assert through and all(line.startswith(f"GET {fake.storage_origin}/") for line in through), through[:2]
 
 
 def test_matrix_covers_every_fault_on_its_route() -> None:
