@@ -92,6 +92,8 @@ WAIT_SLICE = 0.1
 RELIABLE_SPAN = 0.5
 #: The rate is raised (and waiting tickets rescheduled) in steps of at least this factor.
 GROWTH_STEP = 1.02
+#: A measured capacity fades by this factor per second (halves in about a minute and a half).
+KNOWN_DECAY = 0.992
 #: After the first throttle the rate doubles this often (seconds) until the next one: slow start.
 DOUBLING = 0.25
 #: Longest pause a Retry-After can impose (seconds), as the retry policy's cap (``_constants.MAX_RETRY_AFTER``).
@@ -165,7 +167,6 @@ class RequestBudget:
         self._lock = threading.Lock()
         self._rate: float | None = rate_limit  # None: unpaced (adaptive, never throttled yet)
         self._tat = 0.0  # GCRA's theoretical arrival time: the next free slot
-        self._last_at = -math.inf  # the slot of the last ticket scheduled
         self._pause_until = 0.0
         self._epoch = 0
         self._sends: collections.deque[float] = collections.deque()
@@ -177,6 +178,8 @@ class RequestBudget:
         self._slow_start = False
         self._start_rate: float | None = None
         self._beta = BETA
+        self._known = 0.0  # the highest capacity measured at a throttle, decaying (KNOWN_DECAY per second)
+        self._known_at = 0.0
         # CUBIC state
         self._w_max = rate_limit or 0.0
         self._k = 0.0
@@ -221,7 +224,6 @@ class RequestBudget:
         interval = 1.0 / self._rate
         at = max(start, self._tat - (BURST - 1) * interval)
         self._tat = max(self._tat, at) + interval
-        self._last_at = at
         return at
 
     def _sent(self, ticket: Ticket, now: float) -> None:
@@ -308,6 +310,9 @@ class RequestBudget:
         elif span >= RELIABLE_SPAN:  # enough sending to go on: what was served is the capacity
             base = min(served if served > 0 else sending, sending, self._rate)
             beta = BETA_MEASURED if served > 0 else BETA
+            if served > 0:
+                self._known = max(self._known * KNOWN_DECAY ** (now - self._known_at), served)
+                self._known_at = now
         else:  # just after a pause: too little sending to measure anything
             base = self._rate
         base = max(base, MIN_RATE)
@@ -337,12 +342,22 @@ class RequestBudget:
             self._throttled,
         )
 
-    def _reschedule(self, now: float) -> None:
+    def _start_rate_or_min(self) -> float:
+        return self._start_rate or MIN_RATE
+
+    def _reschedule(self, now: float, *, sending: bool = False) -> None:
         """Void every reservation: waiting tickets are scheduled again (in the order they next ask) after the
-        pause, at the rate now, one interval after the last request that went. Their old slots are given back,
-        so a burst of throttles does not push the schedule into the future, and a rate change lets no burst out."""
-        after_last = self._last_at + 1.0 / self._rate if self._rate else now
-        self._tat = max(now, self._pause_until, after_last)
+        pause, at the rate now. Their old slots are given back, so a burst of throttles does not push the schedule
+        into the future. (Spacing the first of them one interval after the last request that went starved the
+        queue in the benchmark: 0.3-0.6x of the limit.) With a ``rate_limit`` the first of them still goes no sooner
+        than 1/rate_limit after the last request sent: the limit is never exceeded. ``sending``: a request goes
+        now (the growth that raised the rate came with it), so the next slot is one interval later."""
+        floor = now
+        if sending and self._rate is not None:
+            floor = now + 1.0 / self._rate
+        elif self.ceiling is not None and self._sends:
+            floor = self._sends[-1] + 1.0 / self.ceiling
+        self._tat = max(floor, self._pause_until)
         self._epoch += 1
 
     def _active_span(self, now: float) -> float:
@@ -358,9 +373,14 @@ class RequestBudget:
             return
         t = max(now - max(self._last_drop, self._pause_until), 0.0)
         if self._slow_start:
-            target = (self._start_rate or MIN_RATE) * 2.0 ** min(t / DOUBLING, 30.0)
+            target = self._start_rate_or_min() * 2.0 ** min(t / DOUBLING, 30.0)
         else:
             target = self._w_max * (1.0 + (1.0 - self._beta) * ((t - self._k) / self._k) ** 3)
+        # Far below a capacity measured recently (a drop measured in a bad second): back up to half of it at
+        # slow start's pace, not at CUBIC's, whose growth is proportional to the rate it fell to.
+        known = self._known * KNOWN_DECAY ** max(now - self._known_at, 0.0)
+        if self._rate < known / 2:
+            target = max(target, min(known / 2, self._start_rate_or_min() * 2.0 ** min(t / DOUBLING, 30.0)))
         if self.ceiling is not None:
             target = min(target, self.ceiling)
         if target <= self._rate:
@@ -370,7 +390,7 @@ class RequestBudget:
         target = max(min(target, 2.0 * self._rate_of(self._sends, now)), self._rate)
         if target >= self._rate * GROWTH_STEP:
             self._set_rate(target)
-            self._reschedule(now)
+            self._reschedule(now, sending=True)
 
     def _set_rate(self, rate: float) -> None:
         if self.ceiling is not None:

@@ -107,6 +107,14 @@ class Guard:
         if self.interrupted:
             raise httpx.ReadError(self.reason)
 
+    def detach(self) -> bool:
+        """The connection goes back to the pool: a later interrupt (a deadline, a cancel) must not reach it.
+
+        Returns whether an interrupt came first (the connection is then not reusable)."""
+        with self._lock:
+            self._conn = None
+            return self.interrupted
+
 
 def _shutdown(conn: HTTPConnection) -> None:
     sock = conn.sock
@@ -469,7 +477,7 @@ class Body(httpx.SyncByteStream):
         self._closed = True
         for done in self._on_close:
             done()
-        if reuse and not self._guard.interrupted:
+        if reuse and not self._guard.detach():  # an interrupt from now on finds no connection to shut down
             self._raw.release_conn()
         else:
             self._raw.close()  # the connection is closed, not reused

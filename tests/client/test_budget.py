@@ -113,10 +113,13 @@ def test_a_throttle_without_retry_after_lowers_the_rate_but_pauses_nothing() -> 
     budget = RequestBudget("api", rate_limit=10.0, clock=clock)
     budget.on_outcome(send(budget, clock), 503)
     assert budget.paused_until == 0.0
-    # the next request goes one interval at the lowered rate after the last one; then the rate recovers
+    # the next request goes no sooner than one interval of the rate limit after the last one; then the lowered
+    # rate spaces them, and it recovers
     first = send(budget, clock).sent
-    assert first == pytest.approx(1 / (BETA * 10))
-    sent = [first] + [send(budget, clock).sent for _ in range(20)]
+    assert first == pytest.approx(1 / 10)
+    second = send(budget, clock).sent
+    assert second - first == pytest.approx(1 / (BETA * 10))
+    sent = [0.0, first, second] + [send(budget, clock).sent for _ in range(20)]
     assert min(b - a for a, b in itertools.pairwise(sent)) >= 1 / 10 - 1e-9  # never above the limit
 
 
