@@ -10,7 +10,15 @@ never followed). This module adds only what a download needs around it, and open
   Connect is bounded by a connect timeout no longer than what is left; the response head (any number of
   ``100 Continue``) and every body read by one process-wide watchdog, which shuts the connection's socket down
   when the deadline passes, so a server that trickles a byte before each read timeout cannot hold a read past it.
-  Between reads (``read1``: one socket read each) the caller checks its clock and its stop flag again.
+  Between reads (one socket read each) the caller checks its clock and its stop flag again.
+- **Body bytes without a copy.** A Content-Length body is read with ``readinto1`` of the buffered reader under
+  urllib3's ``http.client`` response, straight into the sink's buffer (one socket read per call), and the
+  ``http.client`` response is closed at the body's end as ``http.client`` does itself, so the connection goes
+  back to urllib3's pool ready for its next request. urllib3's own ``read1``/``readinto`` return a new ``bytes``
+  per chunk (allocated, then copied once more): the 512 MiB benchmark download ran at 760-815 MiB/s that way
+  (0.61-0.70x ``curl -o``) and at 1,000-1,150 MiB/s without the copy, the speed of the pipeline that hashes and
+  writes. urllib3's ``HTTPResponse`` holds its ``http.client`` response as ``_fp``: where that is not a
+  ``http.client.HTTPResponse`` over an ``io.BufferedReader`` (another urllib3), urllib3's ``read1`` is used.
 - **Interrupts from another thread** (a cancelled task, a stopped bulk run): ``Body.interrupt`` shuts the socket
   down at the socket level (``socket.socket.shutdown``: ``SSLSocket.shutdown`` would drop the TLS layer and let
   the next read return ciphertext) and marks the body, so no read returns a byte after it: a read in progress
@@ -30,6 +38,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import http.client
+import io
 import itertools
 import os
 import socket
@@ -340,6 +350,16 @@ def _stale(reason: BaseException | None, guard: Guard) -> bool:
     return isinstance(cause, http.client.RemoteDisconnected | BrokenPipeError)
 
 
+def _buffered_reader(
+    raw: urllib3.BaseHTTPResponse,
+) -> tuple[http.client.HTTPResponse, io.BufferedReader] | tuple[None, None]:
+    """The ``http.client`` response under urllib3's and its buffered socket reader, where they are what we expect."""
+    response = getattr(raw, "_fp", None)
+    if isinstance(response, http.client.HTTPResponse) and isinstance(response.fp, io.BufferedReader):
+        return response, response.fp
+    return None, None
+
+
 def _mapped(exc: BaseException, guard: Guard) -> httpx.TransportError:
     """A urllib3 or socket failure as the httpx exception callrec's policy reads; never the URL.
 
@@ -386,6 +406,10 @@ class Body(httpx.SyncByteStream):
         no_body = method == "HEAD" or raw.status in (204, 304) or raw.status < 200
         self.expected: int | None = 0 if no_body else (int(length) if length and length.isdigit() else None)
         self._left = self.expected
+        self._http_response: http.client.HTTPResponse | None = None
+        self._reader: io.BufferedReader | None = None
+        if self.expected:
+            self._http_response, self._reader = _buffered_reader(raw)
         if no_body:
             self._finish(reuse=True)
 
@@ -411,9 +435,9 @@ class Body(httpx.SyncByteStream):
             while filled < min(len(view), min_fill) and self._left > 0:
                 try:
                     self._guard.check()
-                    data = self._read1(min(len(view) - filled, self._left, _READ_SIZE))
+                    got = self._readinto1(view[filled : filled + min(len(view) - filled, self._left)])
                     self._guard.check()  # a read the interrupt woke returns nothing we trust
-                    if not data:
+                    if not got:
                         raise httpx.RemoteProtocolError("the body ended early")
                 except httpx.TransportError as exc:
                     self._finish(reuse=False)
@@ -427,12 +451,26 @@ class Body(httpx.SyncByteStream):
                         raise error from None
                     self._failure = error  # the bytes read so far are returned; the next call raises
                     break
-                view[filled : filled + len(data)] = data
-                filled += len(data)
-                self._left -= len(data)
+                filled += got
+                self._left -= got
             if self._left == 0:
+                if self._http_response is not None:
+                    self._http_response.close()  # read to its end: http.client would close it itself
                 self._finish(reuse=True)
             return filled
+
+    def _readinto1(self, view: memoryview) -> int:
+        """One socket read (at most) into ``view``; failures mapped as ``_read1`` maps them."""
+        if self._reader is None:
+            data = self._read1(min(len(view), _READ_SIZE))
+            view[: len(data)] = data
+            return len(data)
+        failure: httpx.TransportError | None = None
+        try:
+            return self._reader.readinto1(view)
+        except (OSError, ValueError) as exc:  # ValueError: the reader was closed under us
+            failure = _mapped(exc, self._guard)
+        raise failure
 
     def _read1(self, size: int) -> bytes:
         """One socket read (at most), failures mapped to httpx's exceptions without urllib3's as context."""
