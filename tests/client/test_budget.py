@@ -13,6 +13,7 @@ from callrec._budget import (
     BETA,
     BETA_MEASURED,
     DOUBLING,
+    LIMIT_MARGIN,
     MIN_RATE,
     RECOVERY,
     Budgets,
@@ -67,18 +68,19 @@ def test_an_unthrottled_budget_without_a_limit_never_waits() -> None:
 
 @pytest.mark.parametrize(
     ("limit", "expected_send_times"),
-    [
-        (1.0, [0.0, 1.0, 2.0, 3.0]),
-        (4.0, [0.0, 0.25, 0.5, 0.75]),
-        (20.0, [0.0, 0.05, 0.1, 0.15]),
+    [  # paced at LIMIT_MARGIN (0.97) of the limit: intervals of 1/0.97 s, 1/3.88 s, 1/19.4 s
+        (1.0, [0.0, 1.0309, 2.0619, 3.0928]),
+        (4.0, [0.0, 0.2577, 0.5155, 0.7732]),
+        (20.0, [0.0, 0.05155, 0.1031, 0.1546]),
     ],
     ids=["1/s", "4/s", "20/s"],
 )
 def test_a_rate_limit_spaces_requests_evenly(limit: float, expected_send_times: list[float]) -> None:
+    assert LIMIT_MARGIN == 0.97
     clock = Clock(0.0)
     budget = RequestBudget("api", rate_limit=limit, clock=clock)
     sent = [send(budget, clock).sent for _ in expected_send_times]
-    assert sent == pytest.approx(expected_send_times)
+    assert sent == pytest.approx(expected_send_times, rel=1e-3)
 
 
 def test_idle_time_refills_one_slot_only() -> None:
@@ -87,7 +89,7 @@ def test_idle_time_refills_one_slot_only() -> None:
     budget = RequestBudget("api", rate_limit=2.0, clock=clock)
     send(budget, clock)
     clock.now = 60.0
-    assert [send(budget, clock).sent for _ in range(3)] == pytest.approx([60.0, 60.5, 61.0])
+    assert [send(budget, clock).sent for _ in range(3)] == pytest.approx([60.0, 60.5155, 61.0309], rel=1e-4)
 
 
 # -- throttles --------------------------------------------------------------------------------------------------------
@@ -105,7 +107,7 @@ def test_a_retry_after_pauses_every_waiter_and_every_new_request() -> None:
     # ends, and a new one after it, spaced at the lowered rate
     assert budget.wait(queued) == pytest.approx(0.1)
     assert send(budget, clock, queued).sent == pytest.approx(2.0)
-    assert send(budget, clock).sent == pytest.approx(2.0 + 1 / (BETA * 10.0))
+    assert send(budget, clock).sent == pytest.approx(2.0 + 1 / (BETA * 10.0 * LIMIT_MARGIN))
 
 
 def test_a_throttle_without_retry_after_lowers_the_rate_but_pauses_nothing() -> None:
@@ -116,9 +118,9 @@ def test_a_throttle_without_retry_after_lowers_the_rate_but_pauses_nothing() -> 
     # the next request goes no sooner than one interval of the rate limit after the last one; then the lowered
     # rate spaces them, and it recovers
     first = send(budget, clock).sent
-    assert first == pytest.approx(1 / 10)
+    assert first == pytest.approx(1 / (10 * LIMIT_MARGIN))
     second = send(budget, clock).sent
-    assert second - first == pytest.approx(1 / (BETA * 10))
+    assert second - first == pytest.approx(1 / (BETA * 10))  # BETA times what was sent (one request in 0.1 s)
     sent = [0.0, first, second] + [send(budget, clock).sent for _ in range(20)]
     assert min(b - a for a, b in itertools.pairwise(sent)) >= 1 / 10 - 1e-9  # never above the limit
 
@@ -209,13 +211,13 @@ def test_a_rate_limit_is_never_exceeded_and_still_backs_off() -> None:
     budget = RequestBudget("api", rate_limit=20.0, clock=clock)
     tickets = send_at_rate(budget, clock, 100.0, 2.0)  # offered 100/s, paced to 20/s
     sent = [t.sent for t in tickets]
-    assert len(sent) == 200 and sent[-1] >= 199 / 20 - 1e-9
+    assert len(sent) == 200 and sent[-1] >= 199 / (20 * LIMIT_MARGIN) - 1e-9
     assert min(b - a for a, b in itertools.pairwise(sent)) >= 1 / 20 - 1e-9
     budget.on_outcome(tickets[-1], 429)  # nothing reported served: the pacing rate drops
-    assert budget.rate == pytest.approx(BETA * 20.0, rel=0.05)
-    clock.now += 600  # long after, and sending again: recovered, and capped at the limit
+    assert budget.rate == pytest.approx(BETA * 20.0 * LIMIT_MARGIN, rel=0.05)
+    clock.now += 600  # long after, and sending again: recovered, and capped at the limit's pacing rate
     send_until(budget, clock, clock.now + 2)
-    assert budget.rate == 20.0
+    assert budget.rate == pytest.approx(20.0 * LIMIT_MARGIN)
 
 
 def test_the_rate_never_falls_below_the_floor() -> None:
@@ -310,3 +312,15 @@ def test_rate_limit_refuses(value: object, error: type[Exception]) -> None:
         callrec.AsyncSiroClient("k", base_url="http://127.0.0.1:9", rate_limit=value)  # type: ignore[arg-type]
     with callrec.SiroClient("k", base_url="http://127.0.0.1:9") as client, pytest.raises(error, match="rate_limit"):
         client.with_options(rate_limit=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_rate_stats_reports_the_pacing_rate_under_the_limit(flavour: str) -> None:
+    """README: ``RateStats(rate=..., limit=19.4, ...)`` for ``rate_limit=20``; nothing is sent to build it."""
+    cls = callrec.FeatherClient if flavour == "sync" else callrec.AsyncFeatherClient
+    client = cls("key", base_url="http://127.0.0.1:9", rate_limit=20)
+    stats = client.rate_stats()
+    assert stats.limit == pytest.approx(19.4)
+    assert (stats.rate, stats.throttled, stats.requests) == (0.0, 0, 0)
+    unlimited = cls("key", base_url="http://127.0.0.1:9").rate_stats()
+    assert unlimited.limit is None
