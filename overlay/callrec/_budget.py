@@ -59,6 +59,7 @@ __all__ = [
     "BURST",
     "MIN_RATE",
     "RECOVERY",
+    "SEND_BURST",
     "THROTTLE_STATUSES",
     "Budgets",
     "RateStats",
@@ -82,6 +83,8 @@ BETA_MEASURED = 0.9
 RECOVERY = 8.0
 #: Requests the bucket lets through back to back once paced (1: evenly spaced, never a burst).
 BURST = 1
+#: With a rate_limit, at most this many requests go out within 1/R of each other (late waiters, see RequestBudget).
+SEND_BURST = 2
 #: The window over which the sending and served rates are measured (seconds).
 MEASURE_WINDOW = 1.0
 #: A rate is never measured over less than this (seconds), so a burst of a few requests is not read as a rate.
@@ -167,6 +170,12 @@ class RequestBudget:
         # the client's slack, and at exactly its rate it never does (3 429s per 3,000 requests at 200/s, each
         # pausing the whole client for the Retry-After).
         self.ceiling = rate_limit * LIMIT_MARGIN if rate_limit is not None else None
+        # ... and what really goes out is itself held to R with a burst of SEND_BURST: waiters that wake late (the
+        # GIL's 5 ms switch interval is a whole slot at 200/s; a busy event loop) would otherwise go out together,
+        # and a few such bunches drain the origin's bucket. Held so, an origin's bucket (burst >= SEND_BURST) never
+        # runs dry, while a late backlog still drains faster than the slots come.
+        self._min_gap = 1.0 / rate_limit if rate_limit is not None else 0.0
+        self._go_tat = -math.inf
         self.parent = parent  # a with_options(rate_limit=) copy's budget also draws from (and informs) its parent's
         self._clock = clock
         self._lock = threading.Lock()
@@ -219,6 +228,10 @@ class RequestBudget:
                 ticket.epoch = self._epoch
             delay = max(ticket.at, self._pause_until) - now
             if delay <= 0:
+                gap = self._go_tat - (SEND_BURST - 1) * self._min_gap - now
+                if gap > 0:
+                    return gap  # its slot has come, but SEND_BURST requests went in the last 1/R
+                self._go_tat = max(self._go_tat, now) + self._min_gap
                 self._grow(now)
             return delay
 

@@ -16,6 +16,7 @@ from callrec._budget import (
     LIMIT_MARGIN,
     MIN_RATE,
     RECOVERY,
+    SEND_BURST,
     Budgets,
     RequestBudget,
     Ticket,
@@ -90,6 +91,36 @@ def test_idle_time_refills_one_slot_only() -> None:
     send(budget, clock)
     clock.now = 60.0
     assert [send(budget, clock).sent for _ in range(3)] == pytest.approx([60.0, 60.5155, 61.0309], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("wake_at", "expected_send_times"),
+    [  # 20/s, paced at 19.4/s: the first request goes at 0, the next three get the slots 0.05155, 0.1031, 0.1546
+        ([0.05155, 0.1031, 0.1546], [0.05155, 0.1031, 0.1546]),  # each waiter wakes at its slot
+        ([0.17, 0.17, 0.17], [0.17, 0.17, 0.22]),  # all wake late together: two go (SEND_BURST), then 1/20 s later
+        ([0.07155, 0.1231, 0.1746], [0.07155, 0.1231, 0.1746]),  # each 20 ms late: still 1/19.4 s apart
+        ([0.3, 0.3, 0.3], [0.3, 0.3, 0.35]),  # later still: the same, whatever the backlog
+        ([0.12, 0.12, 0.1546], [0.12, 0.12, 0.17]),  # two late together: the third, on time, waits for a token
+    ],
+    ids=["on-time", "woke-late-together", "each-slightly-late", "very-late", "two-late"],
+)
+def test_waiters_that_wake_late_go_out_under_the_limit_not_together(
+    wake_at: list[float], expected_send_times: list[float]
+) -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", rate_limit=20.0, clock=clock)
+    first = Ticket()
+    tickets = [Ticket() for _ in wake_at]
+    assert SEND_BURST == 2
+    assert budget.wait(first) == 0.0
+    for ticket in tickets:  # scheduled now, all at once
+        assert budget.wait(ticket) > 0
+    assert [ticket.at for ticket in tickets] == pytest.approx([0.05155, 0.1031, 0.1546], rel=1e-3)
+    for ticket, wake in zip(tickets, wake_at, strict=True):
+        clock.now = max(clock.now, wake)
+        while (again := budget.wait(ticket)) > 0:
+            clock.now += again
+    assert [ticket.sent for ticket in tickets] == pytest.approx(expected_send_times, rel=1e-3)
 
 
 # -- throttles --------------------------------------------------------------------------------------------------------
