@@ -172,8 +172,8 @@ class RequestBudget:
         self.ceiling = rate_limit * LIMIT_MARGIN if rate_limit is not None else None
         # ... and what really goes out is itself held to R with a burst of SEND_BURST: waiters that wake late (the
         # GIL's 5 ms switch interval is a whole slot at 200/s; a busy event loop) would otherwise go out together,
-        # and a few such bunches drain the origin's bucket. Held so, an origin's bucket (burst >= SEND_BURST) never
-        # runs dry, while a late backlog still drains faster than the slots come.
+        # and a few such bunches drain the origin's bucket. Held so, late wake-ups alone cannot drain an origin's bucket
+        # (burst >= SEND_BURST; jitter on the way still can), while a late backlog drains faster than slots come.
         self._min_gap = 1.0 / rate_limit if rate_limit is not None else 0.0
         self._go_tat = -math.inf
         self.parent = parent  # a with_options(rate_limit=) copy's budget also draws from (and informs) its parent's
