@@ -35,6 +35,7 @@ def __getattr__(name: str) -> str:
 from ._budget import RateStats
 from ._bulk import BulkItem
 from ._client import AsyncFeatherClient, AsyncSiroClient, FeatherClient, SiroClient
+from ._destinations import VerifyProblem, VerifyReport, verify
 from ._download import DownloadResult
 from ._errors import (
     APIConnectionError,
@@ -88,7 +89,10 @@ __all__ = [
     "SiroClient",
     "UnexpectedResponseError",
     "UnprocessableEntityError",
+    "VerifyProblem",
+    "VerifyReport",
     "__version__",
+    "verify",
 ]
 
 # Show public names as callrec.X rather than callrec._module.X (as httpx does).

@@ -9,7 +9,6 @@ engine, ``Transfer``, ``_bulk`` or ``_base``, where both flavours share it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Self
@@ -21,9 +20,8 @@ from ._base import BaseClient
 from ._bulk import (
     ITEM_ERRORS,
     BulkItem,
-    Manifest,
     already_done,
-    check_folder,
+    in_shard,
     record_on_commit,
     report,
     settle,
@@ -31,24 +29,21 @@ from ._bulk import (
 )
 from ._config import ClientConfig
 from ._constants import DEFAULT_DEADLINE, DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from ._destinations import DestinationLike, ExportRun, Target, open_export
 from ._download import (
     Action,
     CommitHook,
-    Destination,
     DownloadResult,
     ProgressCallback,
     Transfer,
     complete,
-    disk_errors,
-    open_temp,
 )
 from ._errors import CallrecError
 from ._link import AsyncLink
 from ._signed_url import SignedUrl
-from ._sink import FileSink
 from ._storage import Storage, storage_client_kwargs
 from ._transport import BODY_READER
-from ._validate import Leg, check_count, check_leg, check_margin, check_recording_id
+from ._validate import Leg, check_count, check_leg, check_margin, check_recording_id, check_shard
 from ._vendors import FEATHER, SIRO
 
 if TYPE_CHECKING:
@@ -135,7 +130,7 @@ class AsyncClientBase(BaseClient):
     async def _download(
         self,
         recording_id: str,
-        dest: str | os.PathLike[str],
+        dest: DestinationLike | ExportRun,
         leg: str | None,
         overwrite: bool,
         progress: ProgressCallback | None,
@@ -143,16 +138,19 @@ class AsyncClientBase(BaseClient):
         on_committed: CommitHook | None = None,
         patient: bool = False,
     ) -> DownloadResult:
-        target, deadline_at = self._plan_download(recording_id, dest, leg, overwrite, deadline)
+        target, deadline_at = self._plan_download(recording_id, dest, leg, deadline)
+        if not overwrite:
+            with target.errors():
+                await _io.to_thread(target.refuse_existing)
         signed = await self._recording_url(recording_id, leg, patient=patient)
-        with disk_errors():
+        with target.errors():
             return await self._fetch(
                 target, deadline_at, signed, recording_id, leg, overwrite, progress, on_committed, patient
             )
 
     async def _fetch(
         self,
-        target: Destination,
+        target: Target,
         deadline_at: float,
         signed: SignedUrl,
         recording_id: str,
@@ -162,7 +160,7 @@ class AsyncClientBase(BaseClient):
         on_committed: CommitHook | None,
         patient: bool,
     ) -> DownloadResult:
-        sink = FileSink(*open_temp(target.folder, target.stem))
+        sink = target.open_sink()
         try:
             transfer = Transfer(
                 sink,
@@ -186,12 +184,13 @@ class AsyncClientBase(BaseClient):
                         action = await self._transfer_once(transfer, signed.url)
                 except TimeoutError:
                     transfer.deadline_passed()
-            final = target.final_path(transfer.content_type, transfer.head)
             return await _io.run_to_completion(
-                complete, transfer, final, overwrite=overwrite, replaces=target.others(final), on_committed=on_committed
+                complete, transfer, target, overwrite=overwrite, on_committed=on_committed
             )
         except BaseException:
-            sink.abort()  # after a commit that completed, this removes nothing (the file has its final name)
+            # After a commit that completed this removes nothing. Off the event loop: it joins the sink's thread
+            # and, for an upload, tells the store to abort it; finished even when the task is being cancelled.
+            await _io.run_to_completion(sink.abort)
             raise
 
     async def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
@@ -203,15 +202,17 @@ class AsyncClientBase(BaseClient):
     async def _download_many(
         self,
         ids: Iterable[str],
-        dest_dir: str | os.PathLike[str],
+        dest_dir: DestinationLike,
         leg: str | None,
         concurrency: int,
         overwrite: bool,
         on_item: Callable[[BulkItem], None] | None,
+        shard: object = None,
     ) -> list[BulkItem]:
         check_count("concurrency", concurrency, minimum=1)
-        folder = check_folder(dest_dir)
-        todo = unique_ids(ids)
+        part = check_shard(shard)
+        todo = in_shard(unique_ids(ids), part)
+        export = open_export(dest_dir)
 
         async def one(rid: str) -> BulkItem:
             skipped = already_done(manifest, rid, leg, overwrite)
@@ -223,7 +224,7 @@ class AsyncClientBase(BaseClient):
                 outcome: DownloadResult | Exception
                 try:
                     record = record_on_commit(manifest, rid, leg, attempt)
-                    outcome = await self._download(rid, folder, leg, overwrite, None, None, record, patient=True)
+                    outcome = await self._download(rid, manifest, leg, overwrite, None, None, record, patient=True)
                 except ITEM_ERRORS as exc:
                     outcome = exc
                 step = settle(rid, leg, attempt, outcome, self.max_retries)
@@ -234,8 +235,12 @@ class AsyncClientBase(BaseClient):
                 await _io.to_thread(manifest.record, step)
             return report(step, on_item)
 
-        with Manifest.open(folder) as manifest:
+        # The lock or lease, and the manifest, before any API or storage request (ExportLockedError).
+        manifest = await _io.to_thread(export.begin, self._vendor.name, part)
+        try:
             return await _io.map_bounded(one, todo, concurrency)
+        finally:
+            await _io.run_to_completion(manifest.close)
 
     def _link(self, recording_id: str, leg: str | None, margin: object) -> AsyncLink:
         seconds = check_margin(margin)
@@ -317,37 +322,41 @@ class AsyncFeatherClient(AsyncClientBase):
     async def download(
         self,
         recording_id: str,
-        dest: str | os.PathLike[str],
+        dest: DestinationLike,
         *,
         leg: Leg = "main",
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
         deadline: float | None = None,
     ) -> DownloadResult:
-        """Download a call's recording to ``dest`` (a file, or a folder: ``feather-<id>-<leg>.<ext>``).
+        """Download a call's recording to ``dest``: a file, a folder (``feather-<id>-<leg>.<ext>``), an object-store URL
+        (``s3://bucket/prefix/``, ``gs://``, ``az://``; the ``cloud`` extra) or an obstore store.
 
-        Streams to a temporary file beside the destination and renames it into place; mints a fresh
-        URL and resumes with Range when the signed URL expires. ``progress(done, total)`` is called
-        per chunk; ``deadline`` (seconds, default an hour) bounds the whole download.
+        Streams to a temporary file beside the destination and renames it into place (a bucket: an upload that
+        appears only complete); mints a fresh URL and resumes with Range when the signed URL expires.
+        ``progress(done, total)`` is called per chunk; ``deadline`` (seconds, default an hour) bounds the whole
+        download.
         """
         return await self._download(recording_id, dest, check_leg(leg), overwrite, progress, deadline)
 
     async def download_many(
         self,
         ids: Iterable[str],
-        dest_dir: str | os.PathLike[str],
+        dest_dir: DestinationLike,
         *,
         leg: Leg = "main",
         concurrency: int = 8,
         overwrite: bool = False,
         on_item: Callable[[BulkItem], None] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> list[BulkItem]:
-        """Download many recordings into ``dest_dir``, ``concurrency`` at a time; see ``manifest.jsonl``.
+        """Download many recordings into ``dest_dir`` (a folder, an object-store URL or store), ``concurrency``
+        at a time, with a manifest there; ``shard=(k, n)`` takes only shard k of n of the ids (by a stable hash).
 
         Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
         ``on_item(item)`` is called as each one finishes.
         """
-        return await self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite, on_item)
+        return await self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite, on_item, shard)
 
     def link(
         self, recording_id: str, *, leg: Leg = "main", margin: float | timedelta = DEFAULT_EXPIRY_MARGIN
@@ -410,35 +419,39 @@ class AsyncSiroClient(AsyncClientBase):
     async def download(
         self,
         recording_id: str,
-        dest: str | os.PathLike[str],
+        dest: DestinationLike,
         *,
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
         deadline: float | None = None,
     ) -> DownloadResult:
-        """Download a recording's audio to ``dest`` (a file, or a folder: ``siro-<id>.<ext>``).
+        """Download a recording's audio to ``dest``: a file, a folder (``siro-<id>.<ext>``), an object-store URL
+        (``s3://bucket/prefix/``, ``gs://``, ``az://``; the ``cloud`` extra) or an obstore store.
 
-        Streams to a temporary file beside the destination and renames it into place; mints a fresh
-        URL and resumes with Range when the signed URL expires. ``progress(done, total)`` is called
-        per chunk; ``deadline`` (seconds, default an hour) bounds the whole download.
+        Streams to a temporary file beside the destination and renames it into place (a bucket: an upload that
+        appears only complete); mints a fresh URL and resumes with Range when the signed URL expires.
+        ``progress(done, total)`` is called per chunk; ``deadline`` (seconds, default an hour) bounds the whole
+        download.
         """
         return await self._download(recording_id, dest, None, overwrite, progress, deadline)
 
     async def download_many(
         self,
         ids: Iterable[str],
-        dest_dir: str | os.PathLike[str],
+        dest_dir: DestinationLike,
         *,
         concurrency: int = 8,
         overwrite: bool = False,
         on_item: Callable[[BulkItem], None] | None = None,
+        shard: tuple[int, int] | None = None,
     ) -> list[BulkItem]:
-        """Download many recordings into ``dest_dir``, ``concurrency`` at a time; see ``manifest.jsonl``.
+        """Download many recordings into ``dest_dir`` (a folder, an object-store URL or store), ``concurrency``
+        at a time, with a manifest there; ``shard=(k, n)`` takes only shard k of n of the ids (by a stable hash).
 
         Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
         ``on_item(item)`` is called as each one finishes.
         """
-        return await self._download_many(ids, dest_dir, None, concurrency, overwrite, on_item)
+        return await self._download_many(ids, dest_dir, None, concurrency, overwrite, on_item, shard)
 
     def link(self, recording_id: str, *, margin: float | timedelta = DEFAULT_EXPIRY_MARGIN) -> AsyncLink:
         """A link whose ``await get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""

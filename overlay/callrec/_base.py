@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from typing import Any, ClassVar, Self
@@ -11,7 +10,8 @@ import httpx
 
 from ._budget import Budgets, RateStats
 from ._config import NOT_GIVEN, ClientConfig
-from ._download import DEFAULT_DOWNLOAD_DEADLINE, Destination, plan_destination
+from ._destinations import DestinationLike, ExportRun, Target, plan
+from ._download import DEFAULT_DOWNLOAD_DEADLINE
 from ._engine import ApiCall
 from ._redact import install_log_redaction
 from ._storage import Storage
@@ -120,18 +120,21 @@ class BaseClient:
     def _plan_download(
         self,
         recording_id: str,
-        dest: str | os.PathLike[str],
+        dest: DestinationLike | ExportRun,
         leg: str | None,
-        overwrite: bool,
         deadline: float | None,
-    ) -> tuple[Destination, float]:
-        """Check inputs and the destination before any request: (where it goes, its deadline as a monotonic time)."""
+    ) -> tuple[Target, float]:
+        """Check inputs and the destination before any request: (where it goes, its deadline as a monotonic time).
+
+        The drivers then ask the target whether it would replace something (``refuse_existing``, off the event
+        loop: for a bucket that is a request).
+        """
         recording_id = check_recording_id(recording_id)
         seconds = DEFAULT_DOWNLOAD_DEADLINE if deadline is None else check_seconds("deadline", deadline)
-        target = plan_destination(dest, self._vendor.name, recording_id, leg)
-        existing = None if overwrite else target.existing()
-        if existing is not None:
-            raise FileExistsError(f"{existing} exists (pass overwrite=True to replace it)")
+        if isinstance(dest, ExportRun):
+            target = dest.target(self._vendor.name, recording_id, leg)
+        else:
+            target = plan(dest, self._vendor.name, recording_id, leg)
         return target, time.monotonic() + seconds
 
     def _generated_client(self) -> Any:

@@ -1,42 +1,46 @@
-"""Bulk export: many recordings into one folder, resumable, with a JSON-lines manifest.
+"""Bulk export: the rules of a run over many ids, whatever the destination (``_destinations``).
 
-The manifest (``manifest.jsonl`` in the folder) gets one line per finished
-item. A file only ever appears complete (downloads are renamed into place), so
-on a rerun an item whose last success names a file of the recorded size is
-skipped. A run holds an advisory lock on the manifest.
+Which ids a run takes (unique, checked, its shard's), what a manifest keeps of a
+finished item, when an item is already done (a success whose recording is there
+at its recorded size), and when a failed item is tried again. The destination
+keeps the manifest and the lock or lease (a folder: ``manifest.jsonl``; a bucket:
+one small object per item under ``.callrec/``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import json
-import os
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ._download import CommitHook, DownloadResult
-from ._errors import CallrecError, DownloadError, ExportLockedError
+from ._errors import CallrecError, DownloadError
 from ._retry import retry_delay
 from ._validate import check_recording_id
+
+if TYPE_CHECKING:
+    from ._destinations import ExportRun
 
 __all__ = [
     "ITEM_ERRORS",
     "BulkItem",
-    "Manifest",
     "already_done",
-    "check_folder",
     "downloaded",
+    "entry_result",
+    "in_shard",
+    "manifest_entry",
+    "merge_entries",
     "record_on_commit",
     "settle",
+    "shard_of",
     "unique_ids",
 ]
 
-MANIFEST_NAME = "manifest.jsonl"
 Status = Literal["downloaded", "skipped", "failed"]
 
 
@@ -71,126 +75,85 @@ def unique_ids(ids: Iterable[str]) -> list[str]:
     return list(seen)
 
 
-class Manifest:
-    """Append-only JSON-lines record of finished items, locked for the length of a run.
+def shard_of(recording_id: str, count: int) -> int:
+    """The shard (1..count) of an id: by a stable hash, the same on any machine, Python and run.
 
-    Paths are stored relative to the folder that holds the manifest, so an entry
-    is valid whatever the current directory of a later run. A "failed" line never
-    erases an earlier success: what counts is the last success whose file is still
-    there at its recorded size.
-
-    Usage: ``with Manifest.open(folder) as manifest: ...``
+    sha256 of the id's UTF-8, its first 8 bytes as a big-endian integer, modulo ``count`` (as rclone's
+    ``--hash-filter`` does with md5); Python's ``hash()`` is salted per process and would split differently.
     """
+    digest = hashlib.sha256(recording_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
 
-    def __init__(self, folder: Path, handle: IO[str]) -> None:
-        self.folder = folder
-        self.path = folder / MANIFEST_NAME
-        self._fh = handle
-        self._lock = threading.Lock()
-        self._done: dict[tuple[str, str | None], dict[str, Any]] = {}
-        handle.seek(0)
-        for line in handle.read().splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash mid-write
-            if (
-                isinstance(entry, dict)
-                and isinstance(entry.get("recording_id"), str)
-                and entry.get("status") in ("downloaded", "skipped")
-                and "path" in entry
-            ):
-                self._done[(entry["recording_id"], entry.get("leg"))] = entry
 
-    @classmethod
-    @contextlib.contextmanager
-    def open(cls, folder: Path) -> Iterator[Manifest]:
-        """The folder's manifest, with an advisory lock held until the block ends (POSIX)."""
-        path = folder / MANIFEST_NAME
-        with path.open("a+", encoding="utf-8") as handle:
-            _lock(handle, folder)
-            yield cls(folder, handle)
+def in_shard(ids: list[str], shard: tuple[int, int] | None) -> list[str]:
+    """The ids of shard K of N (all of them for None), in order."""
+    if shard is None:
+        return ids
+    k, n = shard
+    return [rid for rid in ids if shard_of(rid, n) == k]
 
-    def completed(self, recording_id: str, leg: str | None) -> DownloadResult | None:
-        """The earlier result if that item's file is still there at its recorded size."""
-        entry = self._done.get((recording_id, leg))
-        if entry is None:
-            return None
+
+def manifest_entry(item: BulkItem, location: str | None) -> dict[str, Any]:
+    """What a manifest keeps of a finished item (a JSON line in a folder, a small object in a bucket).
+
+    ``location`` is the recording's place relative to the destination (a path or an object key, with "/").
+    """
+    entry: dict[str, Any] = {
+        "recording_id": item.recording_id,
+        "leg": item.leg,
+        "status": item.status,
+        "attempts": item.attempts,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if item.result is not None:
+        entry.update(
+            path=location,
+            bytes=item.result.bytes,
+            sha256=item.result.sha256,
+            content_type=item.result.content_type,
+            url_refreshes=item.result.url_refreshes,
+        )
+    if item.error is not None:
+        entry.update(error=type(item.error).__name__, message=str(item.error))
+    return entry
+
+
+def merge_entries(lines: Iterable[str]) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """The last success per (id, leg) in ``lines`` (JSON, in order); a "failed" entry never erases a success."""
+    done: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for line in lines:
         try:
-            size = int(entry["bytes"])
-            stored = Path(entry["path"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        # Relative to the manifest's folder; older manifests held absolute or cwd-relative paths.
-        for path in (self.folder / stored, self.folder / stored.name):
-            try:
-                if path.is_file() and path.stat().st_size == size:
-                    return DownloadResult(
-                        path=path,
-                        bytes=size,
-                        content_type=entry.get("content_type"),
-                        sha256=str(entry.get("sha256", "")),
-                        url_refreshes=0,
-                    )
-            except OSError:
-                continue
-        return None
-
-    def record(self, item: BulkItem) -> None:
-        entry: dict[str, Any] = {
-            "recording_id": item.recording_id,
-            "leg": item.leg,
-            "status": item.status,
-            "attempts": item.attempts,
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        if item.result is not None:
-            entry.update(
-                path=Path(os.path.relpath(item.result.path, self.folder)).as_posix(),
-                bytes=item.result.bytes,
-                sha256=item.result.sha256,
-                content_type=item.result.content_type,
-                url_refreshes=item.result.url_refreshes,
-            )
-        if item.error is not None:
-            entry.update(error=type(item.error).__name__, message=str(item.error))
-        line = json.dumps(entry, ensure_ascii=False) + "\n"
-        with self._lock:
-            self._fh.write(line)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            if item.status != "failed":
-                self._done[(item.recording_id, item.leg)] = entry
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash mid-write
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("recording_id"), str)
+            and entry.get("status") in ("downloaded", "skipped")
+            and isinstance(entry.get("path"), str)
+            and isinstance(entry.get("bytes"), int)
+        ):
+            done[(entry["recording_id"], entry.get("leg"))] = entry
+    return done
 
 
-def _lock(handle: IO[str], folder: Path) -> None:
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory lock (documented)
-        return
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise ExportLockedError(
-            f"another download_many run is exporting into {folder} (it holds {MANIFEST_NAME}); "
-            "wait for it to finish or use another folder"
-        ) from None
-
-
-def check_folder(dest_dir: str | os.PathLike[str]) -> Path:
-    """The destination folder, created (with its parents) if missing, as wget -P and rclone do."""
-    folder = Path(dest_dir).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"destination is not a folder: {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def entry_result(entry: dict[str, Any], *, path: Path | None, location: str) -> DownloadResult:
+    """The DownloadResult of an earlier run's entry, found at ``location``."""
+    return DownloadResult(
+        path=path,
+        location=location,
+        bytes=int(entry["bytes"]),
+        content_type=entry.get("content_type"),
+        sha256=str(entry.get("sha256", "")),
+        url_refreshes=0,
+    )
 
 
 #: Per-item failures that are reported in the results rather than raised.
 ITEM_ERRORS: tuple[type[Exception], ...] = (CallrecError, OSError)
 
 
-def already_done(manifest: Manifest, recording_id: str, leg: str | None, overwrite: bool) -> BulkItem | None:
+def already_done(manifest: ExportRun, recording_id: str, leg: str | None, overwrite: bool) -> BulkItem | None:
     """A "skipped" item when an earlier run finished this one (and overwrite is off)."""
     done = None if overwrite else manifest.completed(recording_id, leg)
     return None if done is None else BulkItem(recording_id=recording_id, leg=leg, status="skipped", result=done)
@@ -205,7 +168,7 @@ def downloaded(recording_id: str, leg: str | None, attempt: int, result: Downloa
     return BulkItem(recording_id=recording_id, leg=leg, status="downloaded", result=result, attempts=attempt)
 
 
-def record_on_commit(manifest: Manifest, recording_id: str, leg: str | None, attempt: int) -> CommitHook:
+def record_on_commit(manifest: ExportRun, recording_id: str, leg: str | None, attempt: int) -> CommitHook:
     """What a bulk download does right after its file is committed, in the same step: its manifest line.
 
     The drivers let that step finish even when the run is cancelled meanwhile (``run_to_completion``), so a

@@ -2,32 +2,26 @@
 
 The policy is sans-I/O: :class:`Transfer` is told what the storage host said
 and decides what happens next (stream, resume, restart, mint a fresh URL,
-back off, or fail); the clients only move bytes. Files are written to a
-temporary file beside the destination, fsynced and renamed into place, so a
-failure never leaves a partial file and never touches an existing one.
+back off, or fail); the clients only move bytes. Where the bytes go (a
+temporary file renamed into place, an upload committed create-only) is the
+destination's (``_destinations``): the transfer writes into its sink.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
-import hashlib
 import http.cookiejar
-import os
 import re
-import secrets
-import stat
 import time
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, NoReturn, Protocol
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 import attrs
 import httpx
 
-from ._audio import EXTENSIONS, SNIFF_BYTES, extension_for, looks_like_audio
+from ._audio import SNIFF_BYTES, looks_like_audio
 from ._budget import RequestBudget, Ticket, is_throttle
 from ._config import bounded
 from ._errors import CallrecError, DownloadError
@@ -37,7 +31,10 @@ from ._signed_url import SignedUrl
 from ._sink import FileSink
 from ._transport import DEADLINE, INTERRUPTIBLE, MIN_FILL
 
-__all__ = ["DownloadResult", "ProgressCallback", "Transfer", "blocked_cookies", "plan_destination"]
+if TYPE_CHECKING:
+    from ._destinations import Target
+
+__all__ = ["DownloadResult", "ProgressCallback", "Transfer", "blocked_cookies", "complete"]
 
 #: Called with (bytes written so far, total bytes or None).
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -53,7 +50,6 @@ DEFAULT_DOWNLOAD_DEADLINE = 3600.0
 URL_EXPIRY_MARGIN = 5.0
 _MAX_ERROR_BODY = 16 * 1024
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-_SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @attrs.frozen
@@ -61,79 +57,25 @@ class DownloadResult:
     """What a download produced.
 
     Attributes:
-        path: the final file.
+        path: the final file (None for an object in a store).
         bytes: its size.
         content_type: the storage host's Content-Type.
-        sha256: hex digest of the file.
+        sha256: hex digest of the recording.
         url_refreshes: how many fresh URLs had to be minted (expiry before or during the transfer).
+        location: where it is: the file's path, or the object's URL (``s3://bucket/prefix/name.mp3``).
     """
 
-    path: Path
+    path: Path | None
     bytes: int
     content_type: str | None
     sha256: str
     url_refreshes: int
+    location: str = attrs.field(kw_only=True)
 
 
 def blocked_cookies() -> http.cookiejar.CookieJar:
     """A cookie jar that stores nothing: the storage client must not carry state between URLs."""
     return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe rendering of an id: ASCII letters, digits, '.', '_', '-' only, no leading dot."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    cleaned = _SAFE_CHARS.sub("_", ascii_text).strip("._") or "recording"
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    # Different ids may sanitize to the same name ("a/b" and "a_b"): keep them apart.
-    return cleaned[:100] if cleaned == text else f"{cleaned[:100]}_{digest}"
-
-
-@attrs.frozen
-class Destination:
-    """Where a download goes: a fixed path, or a folder plus a stem awaiting its extension."""
-
-    folder: Path
-    fixed: Path | None
-    stem: str
-
-    def final_path(self, content_type: str | None, head: bytes) -> Path:
-        if self.fixed is not None:
-            return self.fixed
-        return self.folder / f"{self.stem}.{extension_for(content_type, head)}"
-
-    def _candidates(self) -> list[Path]:
-        if self.fixed is not None:
-            return [self.fixed]
-        return [self.folder / f"{self.stem}.{ext}" for ext in (*sorted(EXTENSIONS), "bin")]
-
-    def existing(self) -> Path | None:
-        """An existing file this download would replace, if any (whatever extension it got)."""
-        return next((p for p in self._candidates() if p.exists()), None)
-
-    def others(self, final: Path) -> Iterator[Path]:
-        """Files of an earlier download of the same recording under another extension (replaced on overwrite).
-
-        Lazy: ``commit`` looks only on overwrite, on the thread that commits (not on the event loop).
-        """
-        return (p for p in self._candidates() if p != final and p.exists())
-
-
-def plan_destination(dest: str | os.PathLike[str], provider: str, recording_id: str, leg: str | None) -> Destination:
-    """Resolve ``dest``: a file path (its folder must exist), or a folder (existing, or ending in a separator)."""
-    raw = os.fspath(dest)
-    if not raw:
-        raise ValueError("dest must not be empty")
-    path = Path(raw).expanduser()
-    stem = "-".join(p for p in (provider, safe_name(recording_id), leg) if p)
-    if path.is_dir() or raw.endswith((os.sep, "/")):
-        if path.exists() and not path.is_dir():
-            raise NotADirectoryError(f"destination is not a folder: {path}")
-        path.mkdir(parents=True, exist_ok=True)  # a trailing separator means a folder, created as wget -P does
-        return Destination(folder=path, fixed=None, stem=stem)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"destination folder does not exist: {path.parent}")
-    return Destination(folder=path.parent, fixed=path, stem=stem)
 
 
 class Stopped(Exception):  # not an error of its own: the run it belongs to is ending
@@ -445,16 +387,6 @@ class Transfer:
         delay, self.delay = self.delay, 0.0
         return min(delay, max(self.remaining() - 0.001, 0.0))
 
-    def result(self, path: Path) -> DownloadResult:
-        """What the finished transfer produced, once it is committed at ``path``."""
-        return DownloadResult(
-            path=path,
-            bytes=self.offset,
-            content_type=self.content_type,
-            sha256=self.sink.hexdigest(),
-            url_refreshes=self.refreshes,
-        )
-
 
 class BodyReader(Protocol):
     """A response body that reads itself into a buffer (``_storage_http.Body``)."""
@@ -484,108 +416,26 @@ def read_body(body: BodyReader, transfer: Transfer, progress: ProgressCallback |
             sink.wait_for_room()
 
 
-def open_temp(folder: Path, stem: str) -> tuple[IO[bytes], Path]:
-    """A new temporary file beside the destination (same filesystem, so the rename is atomic).
-
-    Created with mode 0o666 under the process umask, as a plain ``open()`` would,
-    not mkstemp's 0o600: the finished recording gets the permissions the user
-    expects. O_EXCL and a random name keep it ours.
-    """
-    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        temp = folder / f".{stem}.{secrets.token_hex(6)}.part"
-        try:
-            fd = os.open(temp, flags, 0o666)
-        except FileExistsError:
-            continue
-        return os.fdopen(fd, "w+b"), temp
-    raise FileExistsError(f"could not create a temporary file in {folder}")
-
-
-def commit(file: IO[bytes], temp: Path, final: Path, *, overwrite: bool, replaces: Iterable[Path] = ()) -> None:
-    """fsync the data, then rename it into place (refusing to replace a file unless overwrite).
-
-    On overwrite, a replaced file keeps its permission bits, and ``replaces``
-    (the same recording saved earlier under another extension) is removed.
-    """
-    if overwrite:
-        with contextlib.suppress(FileNotFoundError):
-            os.fchmod(file.fileno(), stat.S_IMODE(os.stat(final).st_mode))
-    file.flush()
-    os.fsync(file.fileno())
-    file.close()
-    if overwrite:
-        os.replace(temp, final)
-        for old in replaces:
-            old.unlink(missing_ok=True)
-    else:
-        # link() fails if final appeared meanwhile: never clobber a file we were told to keep.
-        try:
-            os.link(temp, final)
-        except FileExistsError:
-            raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)") from None
-        except OSError:  # filesystems without hard links
-            if final.exists():
-                raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)") from None
-            os.replace(temp, final)
-        else:
-            temp.unlink()
-    try:
-        dir_fd = os.open(final.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
-def finish_and_commit(sink: FileSink, final: Path, *, overwrite: bool, replaces: Iterable[Path] = ()) -> None:
-    """Drain the sink (every byte written, hashed and fsynced), then rename its file into place."""
-    sink.finish()
-    commit(sink.file, sink.path, final, overwrite=overwrite, replaces=replaces)
-
-
 def complete(
     transfer: Transfer,
-    final: Path,
+    target: Target,
     *,
     overwrite: bool,
-    replaces: Iterable[Path] = (),
     on_committed: CommitHook | None = None,
 ) -> DownloadResult:
-    """The last step of a download, on a worker thread: drain the sink, commit the file, run ``on_committed``.
+    """The last step of a download, on a worker thread: drain the sink, commit it to ``target``, run ``on_committed``.
 
     The async driver lets this step finish when it is cancelled meanwhile (``_io_async.run_to_completion``), so a
-    cancellation never separates a committed file from its manifest line.
+    cancellation never separates a committed recording from its manifest entry.
     """
-    finish_and_commit(transfer.sink, final, overwrite=overwrite, replaces=replaces)
-    result = transfer.result(final)
+    committed = target.commit(transfer.sink, transfer.content_type, transfer.head, overwrite=overwrite)
+    result = attrs.evolve(committed, url_refreshes=transfer.refreshes)
     if on_committed is not None:
         try:
             on_committed(result)
-        except OSError:
-            # The manifest line could not be written (a full disk): take the file back out, so that the folder
-            # never holds a recording its manifest does not know (a rerun would refuse it); a rerun downloads it.
-            with contextlib.suppress(OSError):
-                final.unlink()
+        except Exception:
+            # The manifest entry could not be written (a full disk, a lost lease): take the recording back out,
+            # so that the destination never holds a recording its manifest does not know; a rerun downloads it.
+            target.withdraw(result)
             raise
     return result
-
-
-@contextlib.contextmanager
-def disk_errors() -> Iterator[None]:
-    """A download's file-system failures (ENOSPC, EFBIG, EACCES, EIO ...) as ``DownloadError``, the ``OSError``
-    as its ``__cause__``: every failure of a call is a CallrecError. ``FileExistsError`` (an existing file and
-    no ``overwrite``) and ``NotADirectoryError`` (a bad destination) stay themselves: they are about the input."""
-    try:
-        yield
-    except (FileExistsError, NotADirectoryError, IsADirectoryError):
-        raise
-    except OSError as exc:
-        if isinstance(exc, TimeoutError):
-            raise
-        what = exc.strerror or type(exc).__name__
-        raise DownloadError(f"could not write the download ({what})") from exc

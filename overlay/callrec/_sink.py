@@ -47,9 +47,9 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Final, Protocol
+from typing import Final, Protocol
 
-__all__ = ["BUFFER_SIZE", "MAX_PENDING", "WRITEBACK_EVERY", "FileSink", "Hasher"]
+__all__ = ["BUFFER_SIZE", "MAX_PENDING", "WRITEBACK_EVERY", "FileSink", "Hasher", "SinkFile"]
 
 #: Bytes that may wait for the sink's thread before ``write`` blocks (plus the chunk being handed over).
 #: A 512 MiB benchmark download ran at 543/573/606/616 MiB/s with 1/2/4/8 MiB; 4 MiB keeps a bulk
@@ -101,6 +101,22 @@ def _libc_sync_file_range() -> SyncFileRange | None:
     return sync_file_range
 
 
+class SinkFile(Protocol):
+    """What the sink writes to: a binary file, or an upload that behaves like one (``_destinations.objects``)."""
+
+    def write(self, data: bytes | memoryview, /) -> int: ...
+
+    def seek(self, offset: int, /) -> int: ...
+
+    def truncate(self) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def fileno(self) -> int: ...
+
+
 class Hasher(Protocol):
     """The part of a ``hashlib`` object the sink uses."""
 
@@ -150,7 +166,7 @@ class FileSink:
 
     def __init__(
         self,
-        file: IO[bytes],
+        file: SinkFile,
         path: Path,
         *,
         written: int = 0,
@@ -311,8 +327,7 @@ class FileSink:
         self._keep_buffers()
         if self._error is not None:
             raise self._error
-        self.file.flush()
-        os.fsync(self.file.fileno())
+        self._make_durable()
         self._digest = self._hash.hexdigest()
         return self._position, self._digest
 
@@ -335,7 +350,13 @@ class FileSink:
             self._keep_buffers()
         self._remove_file()
 
+    def _make_durable(self) -> None:
+        """Every written byte on disk (a subclass writing elsewhere makes it durable its own way)."""
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
     def _remove_file(self) -> None:
+        """Throw away what was written (``abort``, or a failure to start)."""
         with contextlib.suppress(OSError, ValueError):
             self.file.close()
         with contextlib.suppress(OSError):

@@ -25,6 +25,7 @@ __all__ = [
     "check_margin",
     "check_recording_id",
     "check_seconds",
+    "check_shard",
     "check_signed_url",
     "check_timeout",
     "resolve_credential",
@@ -158,6 +159,27 @@ def check_count(name: str, value: object, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, not {value!r}")
     return value
+
+
+def check_shard(value: object) -> tuple[int, int] | None:
+    """``shard=(k, n)``: shard k of n, 1 <= k <= n (None: every id). A "K/N" string is the CLI's spelling."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        k_text, sep, n_text = value.partition("/")
+        if not sep or not k_text.strip().isdigit() or not n_text.strip().isdigit():
+            raise ValueError(f"shard must be K/N with 1 <= K <= N (for instance 2/8), not {value!r}")
+        value = (int(k_text), int(n_text))
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) for v in value)
+    ):
+        raise ValueError(f"shard must be a (k, n) pair of ints with 1 <= k <= n, not {value!r}")
+    k, n = value
+    if not 1 <= k <= n:
+        raise ValueError(f"shard must have 1 <= k <= n, not {k}/{n}")
+    return (k, n)
 
 
 def check_seconds(name: str, value: object) -> float:

@@ -284,17 +284,17 @@ def test_the_lock_is_released_when_a_run_ends(fake: FakeServer, flavour: str, tm
 
 def hold_commits(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
     """(a commit has started, let it go on): every commit waits for the second event."""
-    from callrec import _download
+    from callrec._destinations import folder
 
     started, go_on = threading.Event(), threading.Event()
-    original = _download.finish_and_commit
+    original = folder.commit
 
     def held(*args: Any, **kwargs: Any) -> None:
         started.set()
         go_on.wait(10)
         original(*args, **kwargs)
 
-    monkeypatch.setattr(_download, "finish_and_commit", held)
+    monkeypatch.setattr(folder, "commit", held)
     return started, go_on
 
 

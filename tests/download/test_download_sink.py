@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import IO, Any
 
 import callrec
-import callrec._bulk
 import pytest
-from callrec import _async_client, _download, _io_async, _io_sync, _sink, _sync_client, _transport
+from callrec import _download, _io_async, _io_sync, _sink, _transport
+from callrec._destinations import folder as folder_destination
+from callrec._destinations.folder import open_temp as real_open_temp
 from callrec.testing import FakeServer, faults
 from forward_proxy import ForwardProxy
 
@@ -148,10 +149,10 @@ def test_a_full_disk_mid_download_raises_and_leaves_no_file_and_no_thread(
     fake.add_recording("feather", "big", data=BIG * 8)
 
     def open_temp(folder: Path, stem: str) -> tuple[Any, Path]:
-        file, temp = _download.open_temp(folder, stem)
+        file, temp = real_open_temp(folder, stem)
         return DiskFull(file, room=1 << 20), temp
 
-    monkeypatch.setattr(_sync_client if mode == "sync" else _async_client, "open_temp", open_temp)
+    monkeypatch.setattr(folder_destination, "open_temp", open_temp)
     with pytest.raises(callrec.DownloadError, match="No space left") as caught:
         download(fake, mode, "big", tmp_path)
     assert isinstance(caught.value.__cause__, OSError) and caught.value.__cause__.errno == errno.ENOSPC
@@ -171,10 +172,10 @@ def test_a_file_too_large_is_a_download_error_with_the_os_error_as_cause(
     fake.add_recording("feather", "big", data=BIG)
 
     def open_temp(folder: Path, stem: str) -> tuple[Any, Path]:
-        file, temp = _download.open_temp(folder, stem)
+        file, temp = real_open_temp(folder, stem)
         return FileTooBig(file, room=0), temp
 
-    monkeypatch.setattr(_sync_client if mode == "sync" else _async_client, "open_temp", open_temp)
+    monkeypatch.setattr(folder_destination, "open_temp", open_temp)
     with pytest.raises(callrec.DownloadError) as caught:
         download(fake, mode, "big", tmp_path)
     assert isinstance(caught.value.__cause__, OSError) and caught.value.__cause__.errno == errno.EFBIG
@@ -189,14 +190,14 @@ def test_a_manifest_line_that_cannot_be_written_takes_the_file_back_out(
     know, so a rerun downloads it instead of refusing an unknown file."""
     fake.add_recording("feather", "c0", data=BIG)
 
-    record = callrec._bulk.Manifest.record
+    record = folder_destination.Manifest.record
 
     def full(self: Any, item: Any) -> None:
         if item.status == "downloaded":  # the commit's line; the failure's line (space freed meanwhile) goes in
             raise OSError(errno.ENOSPC, "No space left on device")
         record(self, item)
 
-    monkeypatch.setattr(callrec._bulk.Manifest, "record", full)
+    monkeypatch.setattr(folder_destination.Manifest, "record", full)
     with feather(fake) as client:
         (item,) = client.download_many(["c0"], tmp_path) if mode == "sync" else asyncio.run(_amany(fake, tmp_path))
     assert item.status == "failed" and isinstance(item.error, callrec.DownloadError)
@@ -313,7 +314,7 @@ def test_a_progress_call_already_on_its_way_is_dropped_when_the_wait_is_cancelle
             raise asyncio.CancelledError  # ... and the wait is cancelled before the loop ran it
 
     async def run() -> None:
-        sink = _sink.FileSink(*_download.open_temp(tmp_path, "rec"))
+        sink = _sink.FileSink(*real_open_temp(tmp_path, "rec"))
         transfer = _download.Transfer(
             sink, progress=lambda done, _: calls.append(done), deadline=time.monotonic() + 60, max_retries=0
         )

@@ -329,9 +329,10 @@ def test_a_kept_alive_connection_closed_as_it_is_reused_is_retried_once_on_a_fre
 
 
 def _transfer(tmp_path: Path) -> _download.Transfer:
+    from callrec._destinations.folder import open_temp
     from callrec._sink import FileSink
 
-    sink = FileSink(*_download.open_temp(tmp_path, "t"))
+    sink = FileSink(*open_temp(tmp_path, "t"))
     transfer = _download.Transfer(sink, progress=None, deadline=time.monotonic() + 60, max_retries=2)
     return transfer
 

@@ -1,0 +1,349 @@
+"""A local folder as a destination: temporary file, fsync, rename; a JSON-lines manifest under an advisory lock.
+
+A download is written to a temporary file beside its destination, fsynced and renamed into place, so a failure
+never leaves a partial file and never touches an existing one. A bulk run appends one line per finished item to
+``manifest.jsonl`` (``manifest-K-of-N.jsonl`` for shard K of N), locked for the length of the run; a rerun reads
+every manifest in the folder, so shards and unsharded runs see each other's work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import json
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+
+from .._audio import EXTENSIONS, extension_for
+from .._bulk import BulkItem, entry_result, manifest_entry, merge_entries
+from .._download import DownloadResult
+from .._errors import DownloadError, ExportLockedError
+from .._sink import FileSink
+from . import Export, ExportRun, Shard, Target, VerifyProblem, VerifyReport, item_stem
+
+__all__ = ["MANIFEST_NAME", "Folder", "FolderTarget", "Manifest", "commit", "open_temp", "plan"]
+
+MANIFEST_NAME = "manifest.jsonl"
+_HASH_BLOCK = 1 << 20
+
+
+def manifest_name(shard: Shard) -> str:
+    return MANIFEST_NAME if shard is None else f"manifest-{shard[0]}-of-{shard[1]}.jsonl"
+
+
+@attrs.frozen
+class FolderTarget(Target):
+    """Where a download goes: a fixed path, or a folder plus a stem awaiting its extension."""
+
+    folder: Path
+    fixed: Path | None
+    stem: str
+
+    def final_path(self, content_type: str | None, head: bytes) -> Path:
+        if self.fixed is not None:
+            return self.fixed
+        return self.folder / f"{self.stem}.{extension_for(content_type, head)}"
+
+    def _candidates(self) -> list[Path]:
+        if self.fixed is not None:
+            return [self.fixed]
+        return [self.folder / f"{self.stem}.{ext}" for ext in (*sorted(EXTENSIONS), "bin")]
+
+    def existing(self) -> Path | None:
+        """An existing file this download would replace, if any (whatever extension it got)."""
+        return next((p for p in self._candidates() if p.exists()), None)
+
+    def others(self, final: Path) -> Iterator[Path]:
+        """Files of an earlier download of the same recording under another extension (replaced on overwrite).
+
+        Lazy: ``commit`` looks only on overwrite, on the thread that commits (not on the event loop).
+        """
+        return (p for p in self._candidates() if p != final and p.exists())
+
+    def refuse_existing(self) -> None:
+        existing = self.existing()
+        if existing is not None:
+            raise FileExistsError(f"{existing} exists (pass overwrite=True to replace it)")
+
+    def open_sink(self) -> FileSink:
+        return FileSink(*open_temp(self.folder, self.stem))
+
+    def commit(self, sink: FileSink, content_type: str | None, head: bytes, *, overwrite: bool) -> DownloadResult:
+        final = self.final_path(content_type, head)
+        size, sha256 = sink.finish()
+        commit(sink.file, sink.path, final, overwrite=overwrite, replaces=self.others(final))  # type: ignore[arg-type]
+        return DownloadResult(
+            path=final, location=str(final), bytes=size, content_type=content_type, sha256=sha256, url_refreshes=0
+        )
+
+    def withdraw(self, result: DownloadResult) -> None:
+        if result.path is not None:
+            with contextlib.suppress(OSError):
+                result.path.unlink()
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        return disk_errors()
+
+
+def plan(dest: str | os.PathLike[str], provider: str, recording_id: str, leg: str | None) -> FolderTarget:
+    """Resolve ``dest``: a file path (its folder must exist), or a folder (existing, or ending in a separator)."""
+    raw = os.fspath(dest)
+    if not raw:
+        raise ValueError("dest must not be empty")
+    path = Path(raw).expanduser()
+    stem = item_stem(provider, recording_id, leg)
+    if path.is_dir() or raw.endswith((os.sep, "/")):
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"destination is not a folder: {path}")
+        path.mkdir(parents=True, exist_ok=True)  # a trailing separator means a folder, created as wget -P does
+        return FolderTarget(folder=path, fixed=None, stem=stem)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"destination folder does not exist: {path.parent}")
+    return FolderTarget(folder=path.parent, fixed=path, stem=stem)
+
+
+def open_temp(folder: Path, stem: str) -> tuple[IO[bytes], Path]:
+    """A new temporary file beside the destination (same filesystem, so the rename is atomic).
+
+    Created with mode 0o666 under the process umask, as a plain ``open()`` would,
+    not mkstemp's 0o600: the finished recording gets the permissions the user
+    expects. O_EXCL and a random name keep it ours.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temp = folder / f".{stem}.{secrets.token_hex(6)}.part"
+        try:
+            fd = os.open(temp, flags, 0o666)
+        except FileExistsError:
+            continue
+        return os.fdopen(fd, "w+b"), temp
+    raise FileExistsError(f"could not create a temporary file in {folder}")
+
+
+def commit(file: IO[bytes], temp: Path, final: Path, *, overwrite: bool, replaces: Iterable[Path] = ()) -> None:
+    """fsync the data, then rename it into place (refusing to replace a file unless overwrite).
+
+    On overwrite, a replaced file keeps its permission bits, and ``replaces``
+    (the same recording saved earlier under another extension) is removed.
+    """
+    if overwrite:
+        with contextlib.suppress(FileNotFoundError):
+            os.fchmod(file.fileno(), stat.S_IMODE(os.stat(final).st_mode))
+    file.flush()
+    os.fsync(file.fileno())
+    file.close()
+    if overwrite:
+        os.replace(temp, final)
+        for old in replaces:
+            old.unlink(missing_ok=True)
+    else:
+        # link() fails if final appeared meanwhile: never clobber a file we were told to keep.
+        try:
+            os.link(temp, final)
+        except FileExistsError:
+            raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)") from None
+        except OSError:  # filesystems without hard links
+            if final.exists():
+                raise FileExistsError(f"{final} exists (pass overwrite=True to replace it)") from None
+            os.replace(temp, final)
+        else:
+            temp.unlink()
+    _fsync_folder(final.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def disk_errors() -> Iterator[None]:
+    """A download's file-system failures (ENOSPC, EFBIG, EACCES, EIO ...) as ``DownloadError``, the ``OSError``
+    as its ``__cause__``: every failure of a call is a CallrecError. ``FileExistsError`` (an existing file and
+    no ``overwrite``) and ``NotADirectoryError`` (a bad destination) stay themselves: they are about the input."""
+    try:
+        yield
+    except (FileExistsError, NotADirectoryError, IsADirectoryError):
+        raise
+    except OSError as exc:
+        if isinstance(exc, TimeoutError):
+            raise
+        what = exc.strerror or type(exc).__name__
+        raise DownloadError(f"could not write the download ({what})") from exc
+
+
+# -- bulk runs ---------------------------------------------------------------
+
+
+class Manifest(ExportRun):
+    """Append-only JSON-lines record of finished items, locked for the length of a run.
+
+    Paths are stored relative to the folder that holds the manifest, so an entry
+    is valid whatever the current directory of a later run. A "failed" line never
+    erases an earlier success: what counts is the last success whose file is still
+    there at its recorded size, in this shard's manifest or any other in the folder.
+
+    Usage: ``with Manifest.open(folder) as manifest: ...``
+    """
+
+    def __init__(self, folder: Path, handle: IO[str], others: Iterable[Path] = ()) -> None:
+        self.folder = folder
+        self.path = Path(handle.name)
+        self._fh = handle
+        self._lock = threading.Lock()
+        handle.seek(0)
+        lines = [line for other in others for line in _read_lines(other)]
+        self._done = merge_entries([*lines, *handle.read().splitlines()])
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, folder: Path, shard: Shard = None) -> Iterator[Manifest]:
+        """The folder's manifest (of ``shard``), with an advisory lock held until the block ends (POSIX)."""
+        manifest = cls.acquire(folder, shard)
+        try:
+            yield manifest
+        finally:
+            manifest.close()
+
+    @classmethod
+    def acquire(cls, folder: Path, shard: Shard = None) -> Manifest:
+        path = folder / manifest_name(shard)
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            _lock(handle, folder)
+            return cls(folder, handle, (p for p in _manifests(folder) if p != path))
+        except BaseException:
+            handle.close()
+            raise
+
+    def target(self, provider: str, recording_id: str, leg: str | None) -> FolderTarget:
+        return FolderTarget(folder=self.folder, fixed=None, stem=item_stem(provider, recording_id, leg))
+
+    def completed(self, recording_id: str, leg: str | None) -> DownloadResult | None:
+        """The earlier result if that item's file is still there at its recorded size."""
+        entry = self._done.get((recording_id, leg))
+        if entry is None:
+            return None
+        for path in _entry_paths(self.folder, entry):
+            try:
+                if path.is_file() and path.stat().st_size == int(entry["bytes"]):
+                    return entry_result(entry, path=path, location=str(path))
+            except (OSError, KeyError, TypeError, ValueError):
+                continue
+        return None
+
+    def record(self, item: BulkItem) -> None:
+        result = item.result
+        relative = None if result is None or result.path is None else _relative(result.path, self.folder)
+        entry = manifest_entry(item, relative)
+        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        with self._lock:
+            self._fh.write(line)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            if item.status != "failed":
+                self._done[(item.recording_id, item.leg)] = entry
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+
+
+def _relative(path: Path, folder: Path) -> str:
+    return Path(os.path.relpath(path, folder)).as_posix()
+
+
+def _entry_paths(folder: Path, entry: dict[str, Any]) -> list[Path]:
+    # Relative to the manifest's folder; older manifests held absolute or cwd-relative paths.
+    stored = entry.get("path")
+    if not isinstance(stored, str):
+        return []
+    return [folder / stored, folder / Path(stored).name]
+
+
+def _manifests(folder: Path) -> list[Path]:
+    names = glob.glob(glob.escape(str(folder)) + "/manifest*.jsonl")
+    return sorted(Path(name) for name in names)
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+
+
+def _lock(handle: IO[str], folder: Path) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock (documented)
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ExportLockedError(
+            f"another download_many run is exporting into {folder} (it holds {Path(handle.name).name}); "
+            "wait for it to finish or use another folder"
+        ) from None
+
+
+@attrs.frozen
+class Folder(Export):
+    """A local folder as the destination of bulk runs."""
+
+    path: Path
+
+    def begin(self, provider: str, shard: Shard) -> Manifest:
+        return Manifest.acquire(self.path, shard)
+
+    def verify(self) -> VerifyReport:
+        lines = [line for path in _manifests(self.path) for line in _read_lines(path)]
+        entries = merge_entries(lines)
+        problems: list[VerifyProblem] = []
+        for (rid, leg), entry in sorted(entries.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+            problems.extend(_check_file(self.path, rid, leg, entry))
+        return VerifyReport(destination=str(self.path), checked=len(entries), problems=tuple(problems))
+
+
+def _check_file(folder: Path, rid: str, leg: str | None, entry: dict[str, Any]) -> list[VerifyProblem]:
+    paths = _entry_paths(folder, entry)
+    where = str(paths[0]) if paths else str(folder)
+    expected_size, expected_sha = str(entry.get("bytes")), str(entry.get("sha256"))
+    path = next((p for p in paths if p.is_file()), None)
+    if path is None:
+        return [VerifyProblem(rid, leg, where, "missing", expected_size, None)]
+    size = path.stat().st_size
+    if str(size) != expected_size:
+        return [VerifyProblem(rid, leg, str(path), "size", expected_size, str(size))]
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(_HASH_BLOCK):
+            digest.update(block)
+    if digest.hexdigest() != expected_sha:
+        return [VerifyProblem(rid, leg, str(path), "sha256", expected_sha, digest.hexdigest())]
+    return []
+
+
+def open_export(dest: str | os.PathLike[str]) -> Folder:
+    """The destination folder, created (with its parents) if missing, as wget -P and rclone do."""
+    folder = Path(dest).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"destination is not a folder: {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    return Folder(folder)
