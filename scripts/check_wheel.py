@@ -43,9 +43,16 @@ REQUIRED = (
 #: Folder names that must not appear anywhere in a wheel or sdist path.
 NEVER = ("__pycache__", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis")
 #: Requirement names that must only come with an extra (name -> the extra).
-OPT_IN = {"aiohttp": "aiohttp", "click": "cli", "rich": "cli", "openapi-core": "testing", "pyyaml": "testing"}
-#: (extras, whether aiohttp must be importable) for each fresh venv.
-INSTALLS = (("cli,testing", False), ("cli,testing,aiohttp", True))
+OPT_IN = {
+    "aiohttp": "aiohttp",
+    "click": "cli",
+    "rich": "cli",
+    "openapi-core": "testing",
+    "pyyaml": "testing",
+    "obstore": "cloud",
+}
+#: (extras, whether aiohttp and obstore must be importable) for each fresh venv.
+INSTALLS = (("cli,testing", False), ("cli,testing,aiohttp,cloud", True))
 
 # Runs inside the installed venv with `python -I`: the wheel's modules, not the source tree's, and an
 # async client that works whether or not aiohttp is there (and uses it exactly when it is).
@@ -53,8 +60,9 @@ SMOKE = """
 import asyncio, importlib.util, sys, sysconfig, tempfile
 from pathlib import Path
 
-expect_aiohttp = sys.argv[1] == "1"
+expect_aiohttp = expect_cloud = sys.argv[1] == "1"
 assert (importlib.util.find_spec("aiohttp") is not None) == expect_aiohttp, "aiohttp installed != expected"
+assert (importlib.util.find_spec("obstore") is not None) == expect_cloud, "obstore installed != expected"
 assert "aiohttp" not in sys.modules
 import callrec, callrec.testing, feather_api, siro_api
 
@@ -63,6 +71,7 @@ for module in (callrec, callrec.testing, feather_api, siro_api):
     where = Path(module.__file__).resolve()
     assert where.is_relative_to(site), f"{module.__name__} imported from {where}, not from the installed wheel"
 assert "aiohttp" not in sys.modules, "import callrec imported aiohttp"
+assert "obstore" not in sys.modules, "import callrec imported obstore"
 
 from callrec import AsyncFeatherClient, AsyncSiroClient
 from callrec.testing import FakeServer
@@ -82,13 +91,35 @@ async def main() -> int:
             assert all(url.url.startswith("http") for url in urls)
             results = [await feather.download("call_1", folder), await siro.download("rec_1", folder)]
             assert all(result.path.stat().st_size == result.bytes > 0 for result in results)
+            await bucket(feather)
     return len(urls)
+
+
+async def bucket(feather: AsyncFeatherClient) -> None:
+    # callrec[cloud] is all a bucket needs (an obstore store here; s3:// URLs take the same path).
+    if not expect_cloud:
+        try:
+            await feather.download("call_1", "s3://bucket/prefix/")
+        except ImportError as exc:
+            assert "callrec[cloud]" in str(exc), exc
+        else:
+            raise AssertionError("an s3:// destination without the cloud extra did not say what to install")
+        return
+    from obstore.store import MemoryStore
+
+    store = MemoryStore()
+    items = await feather.download_many(["call_1"], store)
+    again = await feather.download_many(["call_1"], store)
+    assert [i.status for i in items + again] == ["downloaded", "skipped"], (items, again)
+    assert callrec.verify(store).ok
 
 
 minted = asyncio.run(main())
 used = "aiohttp" in sys.modules
 assert used == expect_aiohttp, f"aiohttp transport used: {used}, expected {expect_aiohttp}"
-print(f"{minted} URLs and 2 downloads through the async clients on the {'aiohttp' if used else 'httpx'} transport")
+where = "and an export into an obstore store" if expect_cloud else "(s3:// asks for callrec[cloud])"
+transport = "aiohttp" if used else "httpx"
+print(f"{minted} URLs and 2 downloads through the async clients on the {transport} transport", where)
 """
 
 
@@ -128,7 +159,7 @@ def metadata_problems(metadata: str, entry_points: str) -> list[str]:
     message = email.parser.Parser().parsestr(metadata)
     problems = []
     extras = set(message.get_all("Provides-Extra") or [])
-    for missing in sorted({"aiohttp", "cli", "testing"} - extras):
+    for missing in sorted({"aiohttp", "cli", "cloud", "testing"} - extras):
         problems.append(f"no extra {missing!r}")
     for requirement in message.get_all("Requires-Dist") or []:
         spec, _, marker = requirement.partition(";")

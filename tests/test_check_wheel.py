@@ -26,6 +26,8 @@ Requires-Dist: aiohttp<4,>=3.10; extra == 'aiohttp'
 Provides-Extra: cli
 Requires-Dist: click>=8.1; extra == 'cli'
 Requires-Dist: rich>=13; extra == 'cli'
+Provides-Extra: cloud
+Requires-Dist: obstore<0.13,>=0.12; extra == 'cloud'
 Provides-Extra: testing
 Requires-Dist: openapi-core<0.24,>=0.23; extra == 'testing'
 Requires-Dist: pyyaml>=6.0; extra == 'testing'
@@ -93,6 +95,12 @@ def test_good_metadata_has_no_problems() -> None:
         ("aiohttp<4,>=3.10; extra == 'aiohttp'", "aiohttp<4,>=3.10", "aiohttp must come only with the 'aiohttp' extra"),
         ("click>=8.1; extra == 'cli'", "click>=8.1; extra == 'testing'", "click must come only with the 'cli' extra"),
         ("Provides-Extra: aiohttp\n", "", "no extra 'aiohttp'"),
+        (
+            "obstore<0.13,>=0.12; extra == 'cloud'",
+            "obstore<0.13,>=0.12",
+            "obstore must come only with the 'cloud' extra",
+        ),
+        ("Provides-Extra: cloud\n", "", "no extra 'cloud'"),
     ],
 )
 def test_metadata_that_pulls_an_extra_in_unconditionally_is_refused(old: str, new: str, problem: str) -> None:

@@ -13,12 +13,13 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
 
+import attrs
 import click
 
 from ._budget import check_rate_limit
+from ._bulk import in_shard
 from ._errors import (
     APIConnectionError,
     AuthenticationError,
@@ -32,7 +33,7 @@ from ._errors import (
     RateLimitError,
     RecordingUnavailableError,
 )
-from ._validate import LEGS, resolve_credential
+from ._validate import LEGS, check_shard, resolve_credential
 from ._vendors import FEATHER, SIRO, Vendor
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], VendorName | None, int], ...] = (
     (FileExistsError, None, 2),
     (FileNotFoundError, None, 2),
     (NotADirectoryError, None, 2),
+    (ImportError, None, 2),  # an s3:// destination without the cloud extra
 )
 EXIT_OTHER = 1
 
@@ -80,7 +82,8 @@ SIRO_BASE_URL set the API origins (or --base-url).
 \b
 Exit codes:
   0  success
-  1  some items failed (download-many), or another API error
+  1  some items failed (download-many), another run holds the destination (its
+     lock or lease), verify found a missing or changed recording, or another API error
   2  usage error or bad input (bad id, existing file without --overwrite)
   3  missing or rejected credentials
   4  recording not found, or it has no recording
@@ -119,11 +122,11 @@ class _Failed(Exception):
 
 
 @contextmanager
-def _reporting(vendor: str) -> Iterator[None]:
+def _reporting(vendor: str | None) -> Iterator[None]:
     """Turn the expected failures into one stderr line and an exit code (never a traceback)."""
     try:
         yield
-    except (CallrecError, ValueError, TypeError, OSError) as exc:
+    except (CallrecError, ValueError, TypeError, OSError, ImportError) as exc:
         _error(_describe(exc))
         raise _Failed(exit_code(exc, vendor)) from None
 
@@ -320,13 +323,14 @@ def _download(
     if as_json:
         _print_json(_result_json(result))
     else:
-        click.echo(f"{result.path}\t{_human_bytes(result.bytes)}\tsha256 {result.sha256}")
+        click.echo(f"{result.location}\t{_human_bytes(result.bytes)}\tsha256 {result.sha256}")
     return 0
 
 
 def _result_json(result: DownloadResult) -> dict[str, Any]:
     return {
-        "path": str(result.path),
+        "path": None if result.path is None else str(result.path),
+        "location": result.location,
         "bytes": result.bytes,
         "content_type": result.content_type,
         "sha256": result.sha256,
@@ -341,7 +345,8 @@ _output_option = click.option(
     default=".",
     show_default=True,
     metavar="PATH",
-    help="A file, or a folder (the file is then named by callrec).",
+    help="A file, a folder (the file is then named by callrec), or an object-store URL: s3://bucket/prefix/ "
+    "(named by callrec) or s3://bucket/key.wav; gs:// and az:// too (pip install 'callrec[cloud]').",
 )
 
 
@@ -370,9 +375,9 @@ def download_siro(settings: _Settings, recording_id: str, path: str, overwrite: 
     return _download(settings, "siro", recording_id, path, None, overwrite, as_json)
 
 
-@cli.group("download-many", short_help="Download many recordings into a folder.")
+@cli.group("download-many", short_help="Download many recordings into a folder or a bucket.")
 def download_many() -> None:
-    """Download many recordings into a folder (resumable; writes DIR/manifest.jsonl).
+    """Download many recordings into a folder or an object-store prefix (resumable; keeps a manifest there).
 
     IDS_FILE has one id per line ('-' reads stdin); blank lines and '#' comments are ignored.
     """
@@ -385,14 +390,20 @@ def read_ids(stream: IO[str]) -> list[str]:
 
 
 async def _bulk(
-    settings: _Settings, vendor: str, ids: list[str], folder: Path, leg: str | None, concurrency: int, overwrite: bool
+    settings: _Settings,
+    vendor: str,
+    ids: list[str],
+    dest: str,
+    leg: str | None,
+    concurrency: int,
+    overwrite: bool,
+    shard: tuple[int, int] | None,
 ) -> tuple[list[BulkItem], int]:
     """The items, and how many throttled answers (429/503) the run got."""
+    kwargs: dict[str, Any] = {"concurrency": concurrency, "overwrite": overwrite, "shard": shard}
     async with settings.async_client(vendor) as client:
         if not _show_progress():
-            items: list[BulkItem] = await client.download_many(
-                ids, folder, concurrency=concurrency, overwrite=overwrite, **_leg_kwargs(vendor, leg)
-            )
+            items: list[BulkItem] = await client.download_many(ids, dest, **kwargs, **_leg_kwargs(vendor, leg))
             return items, client.rate_stats().throttled
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -405,14 +416,12 @@ async def _bulk(
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("recordings", total=len(dict.fromkeys(ids)), rate="")
+            task = bar.add_task("recordings", total=len(in_shard(list(dict.fromkeys(ids)), shard)), rate="")
 
             def advance(_item: BulkItem) -> None:
                 bar.update(task, advance=1, rate=_rate_text(client.rate_stats()))
 
-            items = await client.download_many(
-                ids, folder, concurrency=concurrency, overwrite=overwrite, on_item=advance, **_leg_kwargs(vendor, leg)
-            )
+            items = await client.download_many(ids, dest, **kwargs, on_item=advance, **_leg_kwargs(vendor, leg))
             return items, client.rate_stats().throttled
 
 
@@ -430,10 +439,11 @@ def _download_many(
     concurrency: int,
     overwrite: bool,
     as_json: bool,
+    shard: tuple[int, int] | None,
 ) -> int:
     with _reporting(vendor):
         ids = read_ids(ids_file)
-        items, throttled = asyncio.run(_bulk(settings, vendor, ids, Path(dest_dir), leg, concurrency, overwrite))
+        items, throttled = asyncio.run(_bulk(settings, vendor, ids, dest_dir, leg, concurrency, overwrite, shard))
     counts = {status: sum(item.status == status for item in items) for status in ("downloaded", "skipped", "failed")}
     counts["throttled"] = throttled
     failures = [item for item in items if item.status == "failed"]
@@ -459,7 +469,27 @@ def _item_json(item: BulkItem) -> dict[str, Any]:
 
 _ids_argument = click.argument("ids_file", type=click.File("r", encoding="utf-8"))
 _dir_option = click.option(
-    "-d", "--dir", "dest_dir", required=True, metavar="DIR", help="Folder to download into (created if missing)."
+    "-d",
+    "--dir",
+    "dest_dir",
+    required=True,
+    metavar="DEST",
+    help="Folder to download into (created if missing), or an object-store prefix: s3://bucket/prefix, gs://, az://.",
+)
+
+
+def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    try:
+        return check_shard(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_shard_option = click.option(
+    "--shard",
+    metavar="K/N",
+    callback=_shard,
+    help="Take only shard K of N of the ids (1 <= K <= N; a stable hash of the id): one worker of N.",
 )
 _concurrency_option = click.option(
     "--concurrency", type=click.IntRange(min=1), default=8, show_default=True, help="Downloads at a time."
@@ -470,6 +500,7 @@ _concurrency_option = click.option(
 @_ids_argument
 @_dir_option
 @_concurrency_option
+@_shard_option
 @_leg_option
 @_overwrite_option
 @_json_option
@@ -479,26 +510,58 @@ def download_many_feather(
     ids_file: TextIO,
     dest_dir: str,
     concurrency: int,
+    shard: tuple[int, int] | None,
     leg: str,
     overwrite: bool,
     as_json: bool,
 ) -> int:
     """Download many Feather calls' recordings."""
-    return _download_many(settings, "feather", ids_file, dest_dir, leg, concurrency, overwrite, as_json)
+    return _download_many(settings, "feather", ids_file, dest_dir, leg, concurrency, overwrite, as_json, shard)
 
 
 @download_many.command("siro")
 @_ids_argument
 @_dir_option
 @_concurrency_option
+@_shard_option
 @_overwrite_option
 @_json_option
 @click.pass_obj
 def download_many_siro(
-    settings: _Settings, ids_file: TextIO, dest_dir: str, concurrency: int, overwrite: bool, as_json: bool
+    settings: _Settings,
+    ids_file: TextIO,
+    dest_dir: str,
+    concurrency: int,
+    shard: tuple[int, int] | None,
+    overwrite: bool,
+    as_json: bool,
 ) -> int:
     """Download many Siro recordings."""
-    return _download_many(settings, "siro", ids_file, dest_dir, None, concurrency, overwrite, as_json)
+    return _download_many(settings, "siro", ids_file, dest_dir, None, concurrency, overwrite, as_json, shard)
+
+
+@cli.command(short_help="Check a folder or bucket against its manifest.")
+@click.argument("dest")
+@_json_option
+def verify(dest: str, as_json: bool) -> int:
+    """Check every recording DEST's manifest names (every shard's): present, at its size, with its sha256.
+
+    DEST is a folder or an object-store prefix (s3://bucket/prefix). Exits 1 if anything is missing or different.
+    """
+    from ._destinations import verify as verify_destination
+
+    with _reporting(None):
+        report = verify_destination(dest)
+    counts = {kind: sum(p.problem == kind for p in report.problems) for kind in ("missing", "size", "sha256")}
+    if as_json:
+        problems = [attrs.asdict(problem) for problem in report.problems]
+        _print_json({"destination": report.destination, "checked": report.checked, **counts, "problems": problems})
+    else:
+        click.echo(f"checked {report.checked}, " + ", ".join(f"{kind} {n}" for kind, n in counts.items()))
+        for problem in report.problems:
+            found = "" if problem.found is None else f" (expected {problem.expected}, found {problem.found})"
+            click.echo(f"callrec: {problem.problem}: {problem.location}{found}", err=True)
+    return 0 if report.ok else 1
 
 
 @cli.command(
