@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _servers, async_bulk, download, generate_time, import_cost, latency, rate_limit, sync_overhead
+from . import _servers, async_bulk, download, generate_time, import_cost, latency, objects, rate_limit, sync_overhead
 from ._common import Row
 
 Log = Callable[[str], None]
@@ -452,6 +452,75 @@ def _rate_row(per_second: float, count: int, flavour: str, concurrency: int, tol
     )
 
 
+def bench_objects(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """8. download_many into a moto bucket against a plain loop (GET, then obstore.put); moto's own put rate; the
+    peak RSS of one big recording into the bucket."""
+    root = work / "objects"
+    ids = download.prepare(root / "src", sizes.big_bytes, sizes.small_count, sizes.small_bytes)
+    quick = sizes is QUICK
+    rounds = 1 if quick else 5
+    mib = 1 << 20
+    median = statistics.median
+    with objects.moto() as env, objects.environment(env), _servers.file_server(root / "src") as info:
+        base, key = info["FEATHER_BASE_URL"], info["FEATHER_API_KEY"]
+        many = objects.many(base, key, ids, sizes.small_bytes, sizes.download_concurrency, rounds)
+        objects.reset(env["AWS_ENDPOINT_URL"])
+        big_rate, big_rss = objects.big_into_bucket(base, key, "big", env)
+    size = f"{sizes.small_count} x {sizes.small_bytes / mib:g} MiB"
+    log(
+        f"objects: sdk {download.spread(many.sdk)}/s, plain loop {download.spread(many.plain)}/s, "
+        f"with manifest {download.spread(many.with_manifest)}/s, put only {download.spread(many.ceiling)}/s; {sizes.big_bytes / mib:g} MiB: {big_rate / mib:.0f} MiB/s, "
+        f"peak RSS {big_rss:.1f} MiB"
+    )
+    plain = median(many.plain)
+    return [
+        _ratio_row(
+            "8 object storage",
+            f"AsyncFeatherClient.download_many into moto, {size}",
+            median(many.sdk),
+            "recordings/s",
+            plain,
+            "plain loop: httpx GET + obstore.put_async",
+            0.9,
+            higher_is_better=True,
+            note=f"concurrency {sizes.download_concurrency}, median of {rounds} interleaved rounds: sdk "
+            f"{download.spread(many.sdk)}, loop {download.spread(many.plain)}",
+        ),
+        _ratio_row(
+            "8 object storage",
+            f"the plain loop plus one manifest object per item, {size}",
+            median(many.with_manifest),
+            "recordings/s",
+            plain,
+            "the plain loop above",
+            None,
+            higher_is_better=True,
+            note="what the SDK's manifest alone costs on moto: a second PUT per item",
+        ),
+        _ratio_row(
+            "8 object storage",
+            f"moto's ceiling: obstore.put_async alone, {size}",
+            median(many.ceiling),
+            "recordings/s",
+            plain,
+            "the plain loop above",
+            None,
+            higher_is_better=True,
+            note="no download at all: how fast moto takes the objects (the baseline's own ceiling)",
+        ),
+        Row(
+            "8 object storage",
+            f"peak RSS of FeatherClient.download, {sizes.big_bytes / mib:g} MiB into moto (VmHWM, whole process)",
+            big_rss,
+            "MiB",
+            ratio=big_rss,
+            target="<= 80 MiB",
+            met=big_rss <= 80,
+            note=f"multipart, 8 MiB parts, 1 in flight (2: 76-78 MiB); {big_rate / mib:.0f} MiB/s",
+        ),
+    ]
+
+
 def bench_import(sizes: Sizes, work: Path, log: Log) -> list[Row]:
     """5. `import callrec` against `import httpx` (-X importtime cumulative µs, median of fresh interpreters)."""
     del work
@@ -486,6 +555,7 @@ SUITE: dict[str, Callable[[Sizes, Path, Log], list[Row]]] = {
     "latency": bench_latency,
     "download": bench_download,
     "rate-limit": bench_rate_limit,
+    "objects": bench_objects,
     "import": bench_import,
     "generate": bench_generate,
 }

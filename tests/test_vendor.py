@@ -203,7 +203,10 @@ def test_vendored_md_records_version_provenance_command_deps_and_manifest(mono: 
     text = (mono / "acme" / "third_party" / "VENDORED.md").read_text()
     assert f"- callrec version: {VERSION} (`acme.third_party.callrec.__version__`)" in text
     assert "- changelog: `CHANGELOG.md` in callrec; the entry for" in text
-    assert f"\n## Changelog\n\n### [{VERSION}] - " in text
+    # The version's entry heads the section, after a non-empty [Unreleased] when CHANGELOG.md has one.
+    assert re.search(
+        rf"\n## Changelog\n\n(### \[Unreleased\]\n[^#]*(#### [^\n]*\n[^#]*)*)?### \[{re.escape(VERSION)}\] - ", text
+    )
     assert re.search(r"source commit: `[0-9a-f]{40}` \((clean|dirty)", text)
     assert f"command: `python scripts/vendor.py {mono} --package acme.third_party`" in text
     for dep in ("httpx>=0.28,<0.29", "attrs>=23.1", "openapi-core", "PyYAML", "click", "rich"):

@@ -194,6 +194,8 @@ def test_a_failure_mid_transfer_leaves_no_object_and_no_unfinished_upload(
         kw["progress"] = stop
         expected = KeyboardInterrupt
     if mode == "async" and fault == "cancelled":
+        # 1 MiB every 50 ms: the cancellation lands mid-body, not after the body (a commit under way finishes).
+        fake.storage.always(faults.Trickle(chunk_size=1 << 20, interval=0.05))
 
         async def run() -> None:
             async with afeather(fake) as client:
