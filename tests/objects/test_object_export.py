@@ -18,9 +18,9 @@ from typing import Any
 
 import callrec
 import pytest
-from callrec import _io_async, _io_sync
 from callrec._destinations import objects
 from callrec.testing import FakeServer, faults
+from fake_clients import afeather, feather, instant_backoff
 
 from .conftest import S3
 
@@ -31,25 +31,13 @@ IDS = [f"c{i}" for i in range(6)]
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def instant(_seconds: float) -> None:
-        return None
-
-    monkeypatch.setattr(_io_sync, "sleep", lambda _s: None)
-    monkeypatch.setattr(_io_async, "sleep", instant)
+    instant_backoff(monkeypatch)
 
 
 @pytest.fixture
 def fake() -> Any:
     with FakeServer() as server:
         yield server
-
-
-def feather(fake: FakeServer, **kw: Any) -> callrec.FeatherClient:
-    return callrec.FeatherClient(fake.feather_api_key, base_url=fake.feather_base_url, **kw)
-
-
-def afeather(fake: FakeServer, **kw: Any) -> callrec.AsyncFeatherClient:
-    return callrec.AsyncFeatherClient(fake.feather_api_key, base_url=fake.feather_base_url, **kw)
 
 
 def download(fake: FakeServer, mode: str, rid: str, dest: Any, **kw: Any) -> callrec.DownloadResult:

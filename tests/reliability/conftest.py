@@ -7,8 +7,8 @@ from typing import Any, Literal, TypeAlias
 import callrec
 import pytest
 from budget_clock import skip_budget_waits
-from callrec import _io_async, _io_sync
 from callrec.testing import FakeServer
+from fake_clients import instant_backoff
 
 VendorName: TypeAlias = Literal["feather", "siro"]
 Mode: TypeAlias = Literal["sync", "async"]
@@ -19,12 +19,7 @@ AsyncClient: TypeAlias = callrec.AsyncFeatherClient | callrec.AsyncSiroClient
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff lengths are policy (tests/client); here they would only slow the suite down."""
-
-    async def instant(_seconds: float) -> None:
-        return None
-
-    monkeypatch.setattr(_io_sync, "sleep", lambda _s: None)
-    monkeypatch.setattr(_io_async, "sleep", instant)
+    instant_backoff(monkeypatch)
     skip_budget_waits(monkeypatch)
 
 

@@ -63,6 +63,11 @@ def safe_name(text: str) -> str:
     return cleaned[:100] if cleaned == text else f"{cleaned[:100]}_{digest}"
 
 
+def shard_tag(shard: Shard) -> str | None:
+    """How a shard is named in a destination (``"2-of-8"``), or None for a run over every id."""
+    return None if shard is None else f"{shard[0]}-of-{shard[1]}"
+
+
 def item_stem(provider: str, recording_id: str, leg: str | None) -> str:
     """A recording's name without its extension, in a folder and in a bucket: ``<provider>-<id>[-<leg>]``."""
     return "-".join(p for p in (provider, safe_name(recording_id), leg) if p)

@@ -27,7 +27,7 @@ from .._bulk import BulkItem, entry_result, manifest_entry, merge_entries
 from .._download import DownloadResult
 from .._errors import DownloadError, ExportLockedError
 from .._sink import FileSink
-from . import Export, ExportRun, Shard, Target, VerifyProblem, VerifyReport, item_stem
+from . import Export, ExportRun, Shard, Target, VerifyProblem, VerifyReport, item_stem, shard_tag
 
 __all__ = ["MANIFEST_NAME", "Folder", "FolderTarget", "Manifest", "commit", "open_temp", "plan"]
 
@@ -36,7 +36,8 @@ _HASH_BLOCK = 1 << 20
 
 
 def manifest_name(shard: Shard) -> str:
-    return MANIFEST_NAME if shard is None else f"manifest-{shard[0]}-of-{shard[1]}.jsonl"
+    tag = shard_tag(shard)
+    return MANIFEST_NAME if tag is None else f"manifest-{tag}.jsonl"
 
 
 @attrs.frozen

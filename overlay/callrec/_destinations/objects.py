@@ -63,6 +63,7 @@ from . import (
     VerifyProblem,
     VerifyReport,
     item_stem,
+    shard_tag,
 )
 
 __all__ = ["LEASE_SECONDS", "PART_SIZE", "Bucket", "ObjectTarget", "ObjectUpload", "open_export", "plan"]
@@ -461,7 +462,7 @@ class ObjectTarget(Target):
 
 
 def shard_dir(shard: Shard) -> str:
-    return f"{STATE_DIR}/{'all' if shard is None else f'{shard[0]}-of-{shard[1]}'}"
+    return f"{STATE_DIR}/{shard_tag(shard) or 'all'}"
 
 
 def _read_state(bucket: Bucket) -> tuple[dict[str, int], dict[tuple[str, str | None], dict[str, Any]]]:
