@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv generate check-generated unasync lint test check-wheel lock clean update-specs vendor demo record bench
+.PHONY: help venv azurite generate check-generated unasync lint test check-wheel lock clean update-specs vendor demo record bench
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -38,7 +38,16 @@ lint: $(STAMP)  ## ruff and mypy --strict over overlay/ and scripts/
 	$(BIN)/ruff format --check overlay scripts tests
 	$(BIN)/mypy overlay/callrec scripts
 
-test: $(STAMP)  ## Run the test suite
+# Azurite (the Azure Storage emulator) for tests/objects, pinned by tests/azurite/package-lock.json.
+AZURITE := tests/azurite/node_modules/.bin/azurite-blob
+
+$(AZURITE): tests/azurite/package.json tests/azurite/package-lock.json
+	npm ci --prefix tests/azurite --no-audit --no-fund
+	touch $(AZURITE)
+
+azurite: $(AZURITE)  ## Install Azurite into tests/azurite/node_modules (npm ci; skipped when it is there)
+
+test: $(STAMP) $(AZURITE)  ## Run the test suite
 	$(BIN)/python -m pytest
 
 check-wheel: $(STAMP)  ## Build sdist and wheel; install the wheel (with and without aiohttp) in fresh venvs and run it

@@ -33,10 +33,8 @@ def __getattr__(name: str) -> str:
 
 
 from ._budget import RateStats
-from ._bulk import BulkItem
 from ._client import AsyncFeatherClient, AsyncSiroClient, FeatherClient, SiroClient
 from ._destinations import VerifyProblem, VerifyReport, verify
-from ._download import DownloadResult
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -57,6 +55,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._link import AsyncLink, Link
+from ._results import BulkItem, DownloadResult, ExportSummary
 from ._signed_url import SignedUrl
 from ._validate import Leg
 
@@ -74,6 +73,7 @@ __all__ = [
     "DownloadError",
     "DownloadResult",
     "ExportLockedError",
+    "ExportSummary",
     "FeatherClient",
     "InternalServerError",
     "Leg",

@@ -1,25 +1,24 @@
 """Bulk export: the rules of a run over many ids, whatever the destination (``_destinations``).
 
-Which ids a run takes (unique, checked, its shard's), what a manifest keeps of a
-finished item, when an item is already done (a success whose recording is there
-at its recorded size), and when a failed item is tried again. The destination
-keeps the manifest and the lock or lease (a folder: ``manifest.jsonl``; a bucket:
-one small object per item under ``.callrec/``).
+Which ids a run takes (unique, checked, its shard's; read as they come), when an
+item is already done (a success whose recording is there unchanged, or a recording
+this export stored whose entry a crash lost: adopted), when a failed item is tried
+again, and that a run which lost its lease stops. What an entry holds and how
+entries merge is ``_manifest``; the destination keeps the manifest and the lock or
+lease (``_destinations``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 
-from ._download import CommitHook, DownloadResult
-from ._errors import CallrecError, DownloadError
+from ._download import CommitHook
+from ._errors import CallrecError, DownloadError, ExportLockedError
+from ._results import BulkItem, DownloadResult, ExportSummary
 from ._retry import retry_delay
 from ._validate import check_recording_id
 
@@ -29,35 +28,40 @@ if TYPE_CHECKING:
 __all__ = [
     "ITEM_ERRORS",
     "BulkItem",
+    "ExportCounter",
+    "adopted",
     "already_done",
     "downloaded",
-    "entry_result",
     "in_shard",
-    "manifest_entry",
-    "merge_entries",
+    "iter_unique_ids",
     "record_on_commit",
     "settle",
     "shard_of",
     "unique_ids",
+    "unknown_object",
 ]
 
-Status = Literal["downloaded", "skipped", "failed"]
 
+@attrs.define
+class ExportCounter:
+    """Counts of a run's items as they finish (``export`` keeps these, not the items)."""
 
-@attrs.frozen
-class BulkItem:
-    """The outcome for one id: downloaded, skipped (already complete), or failed with ``error``."""
+    downloaded: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0
 
-    recording_id: str
-    leg: str | None
-    status: Status
-    result: DownloadResult | None = None
-    error: Exception | None = None
-    attempts: int = 0
+    def add(self, item: BulkItem) -> None:
+        if item.status == "downloaded":
+            self.downloaded += 1
+            self.bytes += item.result.bytes if item.result is not None else 0
+        elif item.status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
 
-    @property
-    def ok(self) -> bool:
-        return self.status != "failed"
+    def summary(self) -> ExportSummary:
+        return ExportSummary(self.downloaded, self.skipped, self.failed, self.bytes)
 
 
 def is_item_retryable(error: Exception) -> bool:
@@ -67,12 +71,26 @@ def is_item_retryable(error: Exception) -> bool:
 
 def unique_ids(ids: Iterable[str]) -> list[str]:
     """The ids in order, without repeats or blank lines; each checked before anything is sent."""
-    seen: dict[str, None] = {}
+    return list(iter_unique_ids(ids))
+
+
+def iter_unique_ids(ids: Iterable[str]) -> Iterator[str]:
+    """``unique_ids`` as the ids come (any iterable, read once, never held): each checked as it is read.
+
+    Repeats are recognised by 8 bytes of their sha256 (about 100 bytes an id in memory, against ~2.6 KB for the
+    BulkItem list ``download_many`` returns); two different ids sharing those 64 bits would make the second
+    skipped as a repeat, with odds of about 3 in 10^8 at a million ids.
+    """
+    seen: set[bytes] = set()
     for rid in ids:
         if isinstance(rid, str) and not rid.strip():
             continue
-        seen.setdefault(check_recording_id(rid), None)
-    return list(seen)
+        checked = check_recording_id(rid)
+        digest = hashlib.blake2b(checked.encode("utf-8"), digest_size=8).digest()
+        if digest in seen:
+            continue
+        seen.add(digest)
+        yield checked
 
 
 def shard_of(recording_id: str, count: int) -> int:
@@ -85,68 +103,13 @@ def shard_of(recording_id: str, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count + 1
 
 
-def in_shard(ids: list[str], shard: tuple[int, int] | None) -> list[str]:
-    """The ids of shard K of N (all of them for None), in order."""
+def in_shard(ids: Iterable[str], shard: tuple[int, int] | None) -> Iterator[str]:
+    """The ids of shard K of N (all of them for None), in order, as they come."""
     if shard is None:
-        return ids
+        yield from ids
+        return
     k, n = shard
-    return [rid for rid in ids if shard_of(rid, n) == k]
-
-
-def manifest_entry(item: BulkItem, location: str | None) -> dict[str, Any]:
-    """What a manifest keeps of a finished item (a JSON line in a folder, a small object in a bucket).
-
-    ``location`` is the recording's place relative to the destination (a path or an object key, with "/").
-    """
-    entry: dict[str, Any] = {
-        "recording_id": item.recording_id,
-        "leg": item.leg,
-        "status": item.status,
-        "attempts": item.attempts,
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if item.result is not None:
-        entry.update(
-            path=location,
-            bytes=item.result.bytes,
-            sha256=item.result.sha256,
-            content_type=item.result.content_type,
-            url_refreshes=item.result.url_refreshes,
-        )
-    if item.error is not None:
-        entry.update(error=type(item.error).__name__, message=str(item.error))
-    return entry
-
-
-def merge_entries(lines: Iterable[str]) -> dict[tuple[str, str | None], dict[str, Any]]:
-    """The last success per (id, leg) in ``lines`` (JSON, in order); a "failed" entry never erases a success."""
-    done: dict[tuple[str, str | None], dict[str, Any]] = {}
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a crash mid-write
-        if (
-            isinstance(entry, dict)
-            and isinstance(entry.get("recording_id"), str)
-            and entry.get("status") in ("downloaded", "skipped")
-            and isinstance(entry.get("path"), str)
-            and isinstance(entry.get("bytes"), int)
-        ):
-            done[(entry["recording_id"], entry.get("leg"))] = entry
-    return done
-
-
-def entry_result(entry: dict[str, Any], *, path: Path | None, location: str) -> DownloadResult:
-    """The DownloadResult of an earlier run's entry, found at ``location``."""
-    return DownloadResult(
-        path=path,
-        location=location,
-        bytes=int(entry["bytes"]),
-        content_type=entry.get("content_type"),
-        sha256=str(entry.get("sha256", "")),
-        url_refreshes=0,
-    )
+    yield from (rid for rid in ids if shard_of(rid, n) == k)
 
 
 #: Per-item failures that are reported in the results rather than raised.
@@ -154,9 +117,21 @@ ITEM_ERRORS: tuple[type[Exception], ...] = (CallrecError, OSError)
 
 
 def already_done(manifest: ExportRun, recording_id: str, leg: str | None, overwrite: bool) -> BulkItem | None:
-    """A "skipped" item when an earlier run finished this one (and overwrite is off)."""
+    """A "skipped" item when an earlier run finished this one (and overwrite is off). In memory only."""
     done = None if overwrite else manifest.completed(recording_id, leg)
     return None if done is None else BulkItem(recording_id=recording_id, leg=leg, status="skipped", result=done)
+
+
+def unknown_object(manifest: ExportRun, recording_id: str, leg: str | None, overwrite: bool) -> bool:
+    """Something is stored under this item's name that no entry knows: ask the destination (``adopted``)."""
+    return not overwrite and manifest.unknown_object(recording_id, leg)
+
+
+def adopted(manifest: ExportRun, recording_id: str, leg: str | None) -> BulkItem | None:
+    """A "skipped" item when the unknown recording is this export's (now recorded); None: someone else's, and
+    the download then refuses to replace it. Blocking (the drivers call it on a worker thread)."""
+    result = manifest.adopt(recording_id, leg)
+    return None if result is None else BulkItem(recording_id=recording_id, leg=leg, status="skipped", result=result)
 
 
 #: Extra tries of a whole item, on top of every request's own retries (see ``settle``).
@@ -192,6 +167,8 @@ def settle(
     """
     if isinstance(outcome, DownloadResult):
         return downloaded(recording_id, leg, attempt, outcome)
+    if isinstance(outcome, ExportLockedError):
+        raise outcome  # the run lost its lease: it stops, rather than fail every item that follows
     if max_retries > 0 and attempt <= ITEM_RETRIES and is_item_retryable(outcome):
         assert isinstance(outcome, DownloadError)
         return outcome.retry_after if outcome.retry_after is not None else retry_delay(attempt - 1, None)

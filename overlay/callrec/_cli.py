@@ -33,6 +33,7 @@ from ._errors import (
     RateLimitError,
     RecordingUnavailableError,
 )
+from ._lease import LEASE_SECONDS
 from ._validate import LEGS, check_shard, resolve_credential
 from ._vendors import FEATHER, SIRO, Vendor
 
@@ -84,7 +85,8 @@ Exit codes:
   0  success
   1  some items failed (download-many), another run holds the destination (its
      lock or lease), verify found a missing or changed recording, or another API error
-  2  usage error or bad input (bad id, existing file without --overwrite)
+  2  usage error or bad input (bad id, existing file without --overwrite), or
+     verify of a destination that holds no callrec export
   3  missing or rejected credentials
   4  recording not found, or it has no recording
   5  network or server failure after retries (timeouts, 5xx, 429, broken download)
@@ -398,9 +400,15 @@ async def _bulk(
     concurrency: int,
     overwrite: bool,
     shard: tuple[int, int] | None,
+    lease_seconds: float,
 ) -> tuple[list[BulkItem], int]:
     """The items, and how many throttled answers (429/503) the run got."""
-    kwargs: dict[str, Any] = {"concurrency": concurrency, "overwrite": overwrite, "shard": shard}
+    kwargs: dict[str, Any] = {
+        "concurrency": concurrency,
+        "overwrite": overwrite,
+        "shard": shard,
+        "lease_seconds": lease_seconds,
+    }
     async with settings.async_client(vendor) as client:
         if not _show_progress():
             items: list[BulkItem] = await client.download_many(ids, dest, **kwargs, **_leg_kwargs(vendor, leg))
@@ -416,7 +424,8 @@ async def _bulk(
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("recordings", total=len(in_shard(list(dict.fromkeys(ids)), shard)), rate="")
+            total = sum(1 for _ in in_shard(dict.fromkeys(ids), shard))
+            task = bar.add_task("recordings", total=total, rate="")
 
             def advance(_item: BulkItem) -> None:
                 bar.update(task, advance=1, rate=_rate_text(client.rate_stats()))
@@ -440,10 +449,12 @@ def _download_many(
     overwrite: bool,
     as_json: bool,
     shard: tuple[int, int] | None,
+    lease_seconds: float,
 ) -> int:
     with _reporting(vendor):
         ids = read_ids(ids_file)
-        items, throttled = asyncio.run(_bulk(settings, vendor, ids, dest_dir, leg, concurrency, overwrite, shard))
+        run = _bulk(settings, vendor, ids, dest_dir, leg, concurrency, overwrite, shard, lease_seconds)
+        items, throttled = asyncio.run(run)
     counts = {status: sum(item.status == status for item in items) for status in ("downloaded", "skipped", "failed")}
     counts["throttled"] = throttled
     failures = [item for item in items if item.status == "failed"]
@@ -485,6 +496,13 @@ def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
         raise click.BadParameter(str(exc)) from None
 
 
+_lease_option = click.option(
+    "--lease-seconds",
+    type=click.FloatRange(min=1.0),
+    default=LEASE_SECONDS,
+    show_default=True,
+    help="A bucket run's lease: renewed as it goes; the longest a crashed run keeps its prefix and shard locked.",
+)
 _shard_option = click.option(
     "--shard",
     metavar="K/N",
@@ -501,6 +519,7 @@ _concurrency_option = click.option(
 @_dir_option
 @_concurrency_option
 @_shard_option
+@_lease_option
 @_leg_option
 @_overwrite_option
 @_json_option
@@ -511,12 +530,15 @@ def download_many_feather(
     dest_dir: str,
     concurrency: int,
     shard: tuple[int, int] | None,
+    lease_seconds: float,
     leg: str,
     overwrite: bool,
     as_json: bool,
 ) -> int:
     """Download many Feather calls' recordings."""
-    return _download_many(settings, "feather", ids_file, dest_dir, leg, concurrency, overwrite, as_json, shard)
+    return _download_many(
+        settings, "feather", ids_file, dest_dir, leg, concurrency, overwrite, as_json, shard, lease_seconds
+    )
 
 
 @download_many.command("siro")
@@ -524,6 +546,7 @@ def download_many_feather(
 @_dir_option
 @_concurrency_option
 @_shard_option
+@_lease_option
 @_overwrite_option
 @_json_option
 @click.pass_obj
@@ -533,34 +556,55 @@ def download_many_siro(
     dest_dir: str,
     concurrency: int,
     shard: tuple[int, int] | None,
+    lease_seconds: float,
     overwrite: bool,
     as_json: bool,
 ) -> int:
     """Download many Siro recordings."""
-    return _download_many(settings, "siro", ids_file, dest_dir, None, concurrency, overwrite, as_json, shard)
+    return _download_many(
+        settings, "siro", ids_file, dest_dir, None, concurrency, overwrite, as_json, shard, lease_seconds
+    )
 
 
 @cli.command(short_help="Check a folder or bucket against its manifest.")
 @click.argument("dest")
+@click.option("--quick", is_flag=True, help="Presence, size and ETag from the listing only; no recording is read.")
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=16, show_default=True, help="Recordings read at a time."
+)
 @_json_option
-def verify(dest: str, as_json: bool) -> int:
+def verify(dest: str, quick: bool, concurrency: int, as_json: bool) -> int:
     """Check every recording DEST's manifest names (every shard's): present, at its size, with its sha256.
 
-    DEST is a folder or an object-store prefix (s3://bucket/prefix). Exits 1 if anything is missing or different.
+    DEST is a folder or an object-store prefix (s3://bucket/prefix). Exits 1 if anything is missing or different,
+    2 if DEST holds no callrec export. Recordings no entry knows (orphans) are listed, and do not fail it.
     """
     from ._destinations import verify as verify_destination
 
     with _reporting(None):
-        report = verify_destination(dest)
-    counts = {kind: sum(p.problem == kind for p in report.problems) for kind in ("missing", "size", "sha256")}
+        report = verify_destination(dest, quick=quick, concurrency=concurrency)
+    kinds = ("missing", "size", "e_tag", "sha256")
+    counts = {kind: sum(p.problem == kind for p in report.problems) for kind in kinds}
     if as_json:
         problems = [attrs.asdict(problem) for problem in report.problems]
-        _print_json({"destination": report.destination, "checked": report.checked, **counts, "problems": problems})
+        _print_json(
+            {
+                "destination": report.destination,
+                "checked": report.checked,
+                "quick": report.quick,
+                **counts,
+                "orphans": list(report.orphans),
+                "problems": problems,
+            }
+        )
     else:
-        click.echo(f"checked {report.checked}, " + ", ".join(f"{kind} {n}" for kind, n in counts.items()))
+        summary = ", ".join(f"{kind} {n}" for kind, n in counts.items())
+        click.echo(f"checked {report.checked}, {summary}, orphans {len(report.orphans)}")
         for problem in report.problems:
             found = "" if problem.found is None else f" (expected {problem.expected}, found {problem.found})"
             click.echo(f"callrec: {problem.problem}: {problem.location}{found}", err=True)
+        for orphan in report.orphans:
+            click.echo(f"callrec: orphan (no manifest entry): {orphan}", err=True)
     return 0 if report.ok else 1
 
 

@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Protocol
 
 import attrs
@@ -26,6 +25,7 @@ from ._budget import RequestBudget, Ticket, is_throttle
 from ._config import bounded
 from ._errors import CallrecError, DownloadError
 from ._redact import redact_url, scrub_exception
+from ._results import DownloadResult
 from ._retry import parse_retry_after, retry_delay
 from ._signed_url import SignedUrl
 from ._sink import FileSink
@@ -50,27 +50,6 @@ DEFAULT_DOWNLOAD_DEADLINE = 3600.0
 URL_EXPIRY_MARGIN = 5.0
 _MAX_ERROR_BODY = 16 * 1024
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-
-
-@attrs.frozen
-class DownloadResult:
-    """What a download produced.
-
-    Attributes:
-        path: the final file (None for an object in a store).
-        bytes: its size.
-        content_type: the storage host's Content-Type.
-        sha256: hex digest of the recording.
-        url_refreshes: how many fresh URLs had to be minted (expiry before or during the transfer).
-        location: where it is: the file's path, or the object's URL (``s3://bucket/prefix/name.mp3``).
-    """
-
-    path: Path | None
-    bytes: int
-    content_type: str | None
-    sha256: str
-    url_refreshes: int
-    location: str = attrs.field(kw_only=True)
 
 
 def blocked_cookies() -> http.cookiejar.CookieJar:
@@ -434,8 +413,10 @@ def complete(
         try:
             on_committed(result)
         except Exception:
-            # The manifest entry could not be written (a full disk, a lost lease): take the recording back out,
-            # so that the destination never holds a recording its manifest does not know; a rerun downloads it.
-            target.withdraw(result)
+            # The manifest entry could not be written (a full disk, a lost lease): take a recording this download
+            # created back out, so that a rerun downloads it. Never one that replaced another (``overwrite``):
+            # the old one is gone, and withdrawing the new one would leave no copy at all.
+            if not overwrite:
+                target.withdraw(result)
             raise
     return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import httpx
@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from ._storage_http import AsyncBody
 
 __all__ = [
+    "acquire",
     "api_transport",
     "check_http_client",
     "deadline_scope",
+    "for_each_bounded",
     "interruptible",
     "map_bounded",
     "new_client",
@@ -76,6 +78,22 @@ async def run_to_completion(func: Callable[P, R], *args: P.args, **kwargs: P.kwa
         raise
 
 
+async def acquire(func: Callable[[], R], release: Callable[[R], None]) -> R:
+    """``func`` (taking a lock or a lease) on a worker thread; if the caller is cancelled meanwhile, the thread is
+    waited for and what it took is released (``release``) before the cancellation is raised: nothing is left held
+    by a task that no longer exists (a lease kept alive by its renewal thread for the life of the process)."""
+    work = asyncio.ensure_future(asyncio.to_thread(func))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        while not work.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(work)
+        if not work.cancelled() and work.exception() is None:
+            await run_to_completion(release, work.result())
+        raise
+
+
 def api_transport() -> httpx.AsyncBaseTransport | None:
     """The transport of the API client callrec creates (aiohttp when installed; see _transport)."""
     return async_transport()
@@ -124,6 +142,32 @@ async def map_bounded(func: Callable[[T], Awaitable[R]], items: Sequence[T], con
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     return results
+
+
+async def for_each_bounded(
+    func: Callable[[T], Awaitable[R]], items: Iterable[T], concurrency: int, deliver: Callable[[R], None]
+) -> None:
+    """``func`` over ``items`` as they come, at most ``concurrency`` at a time, each result to ``deliver`` as it
+    finishes; ``items`` is read only as fast as work frees up, and nothing is kept (a million ids, flat memory).
+
+    Structured like ``map_bounded``: the first failure (or a cancellation) cancels every other item and is raised
+    as itself once they have all stopped.
+    """
+    gate = asyncio.Semaphore(concurrency)
+
+    async def run(item: T) -> None:
+        try:
+            deliver(await func(item))
+        finally:
+            gate.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in items:
+                await gate.acquire()
+                group.create_task(run(item))
+    except BaseExceptionGroup as group_error:
+        raise group_error.exceptions[0] from None
 
 
 async def read_storage_body(reader: AsyncBody, transfer: Transfer) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, ParamSpec, TypeVar
 
@@ -20,9 +20,11 @@ from ._download import BodyReader, Stopped, Transfer, read_body
 from ._transport import storage_transport as sync_storage_transport
 
 __all__ = [
+    "acquire",
     "api_transport",
     "check_http_client",
     "deadline_scope",
+    "for_each_bounded",
     "interruptible",
     "map_bounded",
     "new_client",
@@ -64,6 +66,11 @@ def to_thread(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 def run_to_completion(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     """Already on a thread of its own, which nothing interrupts mid-call: call it."""
     return func(*args, **kwargs)
+
+
+def acquire(func: Callable[[], R], release: Callable[[R], None]) -> R:
+    """Take it here: an interrupt (Ctrl-C) before ``func`` returns leaves nothing taken to release."""
+    return func()
 
 
 def api_transport() -> httpx.BaseTransport | None:
@@ -158,6 +165,56 @@ def map_bounded(func: Callable[[T], R], items: Sequence[T], concurrency: int) ->
                 future.cancel()
             raise
         return [future.result() for future in futures]
+
+
+def for_each_bounded(
+    func: Callable[[T], R], items: Iterable[T], concurrency: int, deliver: Callable[[R], None]
+) -> None:
+    """``func`` over ``items`` as they come on ``concurrency`` threads, each result to ``deliver`` as it finishes;
+    ``items`` is read only as fast as work frees up, and nothing is kept (a million ids, flat memory).
+
+    The first failure (or a KeyboardInterrupt) stops the run as in ``map_bounded``: nothing more is started,
+    in-flight items stop at once, and the exception is raised as itself once they have all ended.
+    """
+    run_state = _Run()
+    slots = threading.BoundedSemaphore(concurrency)
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(item: T) -> None:
+        try:
+            if run_state.stop.is_set():
+                return
+            _worker.run = run_state
+            try:
+                result = func(item)
+            finally:
+                _worker.run = None
+            with lock:  # one deliver at a time, as the event loop gives the async flavour
+                deliver(result)
+        except Stopped:
+            pass
+        except BaseException as exc:
+            with lock:
+                failures.append(exc)
+            run_state.stopping()
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="callrec-bulk") as pool:
+        try:
+            for item in items:
+                while not slots.acquire(timeout=0.1):
+                    if run_state.stop.is_set():
+                        break
+                if run_state.stop.is_set():
+                    break
+                pool.submit(run, item)
+        except BaseException:
+            run_state.stopping()
+            raise
+    if failures:
+        raise failures[0]
 
 
 def read_storage_body(reader: BodyReader, transfer: Transfer) -> None:

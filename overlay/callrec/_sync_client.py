@@ -17,16 +17,20 @@ from ._base import BaseClient
 from ._bulk import (
     ITEM_ERRORS,
     BulkItem,
+    ExportCounter,
+    adopted,
     already_done,
     in_shard,
+    iter_unique_ids,
     record_on_commit,
     report,
     settle,
     unique_ids,
+    unknown_object,
 )
 from ._config import ClientConfig
 from ._constants import DEFAULT_DEADLINE, DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from ._destinations import DestinationLike, ExportRun, Target, open_export
+from ._destinations import DestinationLike, ExportRun, Target, open_export, pick_dest
 from ._download import (
     Action,
     CommitHook,
@@ -36,11 +40,21 @@ from ._download import (
     complete,
 )
 from ._errors import CallrecError
+from ._lease import LEASE_SECONDS
 from ._link import Link
+from ._results import ExportSummary
 from ._signed_url import SignedUrl
 from ._storage import Storage, storage_client_kwargs
 from ._transport import BODY_READER
-from ._validate import Leg, check_count, check_leg, check_margin, check_recording_id, check_shard
+from ._validate import (
+    Leg,
+    check_count,
+    check_lease_seconds,
+    check_leg,
+    check_margin,
+    check_recording_id,
+    check_shard,
+)
 from ._vendors import FEATHER, SIRO
 
 if TYPE_CHECKING:
@@ -194,23 +208,29 @@ class SyncClientBase(BaseClient):
         except CallrecError as exc:
             transfer.on_refresh_error(exc)
 
-    def _download_many(
+    def _export(
         self,
         ids: Iterable[str],
-        dest_dir: DestinationLike,
+        dest: DestinationLike,
         leg: str | None,
         concurrency: int,
         overwrite: bool,
         on_item: Callable[[BulkItem], None] | None,
-        shard: object = None,
-    ) -> list[BulkItem]:
+        shard: object,
+        lease_seconds: object,
+        deliver: Callable[[BulkItem], None],
+    ) -> None:
         check_count("concurrency", concurrency, minimum=1)
         part = check_shard(shard)
-        todo = in_shard(unique_ids(ids), part)
-        export = open_export(dest_dir)
+        lease = check_lease_seconds(lease_seconds)
+        todo = in_shard(ids, part)
+        export = open_export(dest)
 
         def one(rid: str) -> BulkItem:
+            manifest.check()
             skipped = already_done(manifest, rid, leg, overwrite)
+            if skipped is None and unknown_object(manifest, rid, leg, overwrite):
+                skipped = _io.to_thread(adopted, manifest, rid, leg)
             if skipped is not None:
                 return report(skipped, on_item)
             attempt = 0
@@ -226,16 +246,54 @@ class SyncClientBase(BaseClient):
                 if isinstance(step, BulkItem):
                     break
                 _io.sleep(step)
-            if step.status != "downloaded":  # a download's line was written with its commit
+            if step.status != "downloaded":  # a download's entry was recorded with its commit
                 _io.to_thread(manifest.record, step)
             return report(step, on_item)
 
-        # The lock or lease, and the manifest, before any API or storage request (ExportLockedError).
-        manifest = _io.to_thread(export.begin, self._vendor.name, part)
+        # The lock or lease, and the manifest, before any API or storage request (ExportLockedError); a
+        # cancellation while it is being taken releases it.
+        manifest = _io.acquire(lambda: export.begin(self._vendor.name, part, lease), ExportRun.close)
         try:
-            return _io.map_bounded(one, todo, concurrency)
+            _io.for_each_bounded(one, todo, concurrency, deliver)
         finally:
             _io.run_to_completion(manifest.close)
+
+    def _download_many(
+        self,
+        ids: Iterable[str],
+        dest: DestinationLike,
+        leg: str | None,
+        concurrency: int,
+        overwrite: bool,
+        on_item: Callable[[BulkItem], None] | None,
+        shard: object,
+        lease_seconds: object,
+    ) -> list[BulkItem]:
+        todo = unique_ids(ids)  # every id checked before anything is sent
+        order = {rid: n for n, rid in enumerate(todo)}
+        items: list[BulkItem | None] = [None] * len(todo)
+
+        def keep(item: BulkItem) -> None:
+            items[order[item.recording_id]] = item
+
+        self._export(todo, dest, leg, concurrency, overwrite, on_item, shard, lease_seconds, keep)
+        return [item for item in items if item is not None]
+
+    def _export_counts(
+        self,
+        ids: Iterable[str],
+        dest: DestinationLike,
+        leg: str | None,
+        concurrency: int,
+        overwrite: bool,
+        on_item: Callable[[BulkItem], None] | None,
+        shard: object,
+        lease_seconds: object,
+    ) -> ExportSummary:
+        summary = ExportCounter()
+        unique = iter_unique_ids(ids)
+        self._export(unique, dest, leg, concurrency, overwrite, on_item, shard, lease_seconds, summary.add)
+        return summary.summary()
 
     def _link(self, recording_id: str, leg: str | None, margin: object) -> Link:
         seconds = check_margin(margin)
@@ -337,21 +395,47 @@ class FeatherClient(SyncClientBase):
     def download_many(
         self,
         ids: Iterable[str],
-        dest_dir: DestinationLike,
+        dest: DestinationLike | None = None,
         *,
         leg: Leg = "main",
         concurrency: int = 8,
         overwrite: bool = False,
         on_item: Callable[[BulkItem], None] | None = None,
         shard: tuple[int, int] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        dest_dir: DestinationLike | None = None,
     ) -> list[BulkItem]:
-        """Download many recordings into ``dest_dir`` (a folder, an object-store URL or store), ``concurrency``
-        at a time, with a manifest there; ``shard=(k, n)`` takes only shard k of n of the ids (by a stable hash).
+        """Download many recordings into ``dest`` (a folder, an object-store URL or store), ``concurrency`` at a
+        time, with a manifest there; ``shard=(k, n)`` takes only shard k of n of the ids (by a stable hash).
 
         Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
-        ``on_item(item)`` is called as each one finishes.
+        ``on_item(item)`` is called as each one finishes. In a bucket the run holds a lease of
+        ``lease_seconds`` (renewed as it goes; the longest a crashed run blocks its prefix and shard).
+        ``dest_dir=`` is the old name of ``dest`` (deprecated).
         """
-        return self._download_many(ids, dest_dir, check_leg(leg), concurrency, overwrite, on_item, shard)
+        where = pick_dest(dest, dest_dir)
+        leg_ = check_leg(leg)
+        return self._download_many(ids, where, leg_, concurrency, overwrite, on_item, shard, lease_seconds)
+
+    def export(
+        self,
+        ids: Iterable[str],
+        dest: DestinationLike,
+        *,
+        leg: Leg = "main",
+        concurrency: int = 8,
+        overwrite: bool = False,
+        on_item: Callable[[BulkItem], None] | None = None,
+        shard: tuple[int, int] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> ExportSummary:
+        """``download_many`` for backfills of any size: ``ids`` is read as the run goes (a generator, a file),
+        no BulkItem is kept, and only the counts come back; ``on_item`` sees each item as it finishes.
+
+        An id that is not valid stops the run where it is read (the items before it are done and recorded).
+        """
+        leg_ = check_leg(leg)
+        return self._export_counts(ids, dest, leg_, concurrency, overwrite, on_item, shard, lease_seconds)
 
     def link(self, recording_id: str, *, leg: Leg = "main", margin: float | timedelta = DEFAULT_EXPIRY_MARGIN) -> Link:
         """A link whose ``get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""
@@ -431,20 +515,43 @@ class SiroClient(SyncClientBase):
     def download_many(
         self,
         ids: Iterable[str],
-        dest_dir: DestinationLike,
+        dest: DestinationLike | None = None,
         *,
         concurrency: int = 8,
         overwrite: bool = False,
         on_item: Callable[[BulkItem], None] | None = None,
         shard: tuple[int, int] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        dest_dir: DestinationLike | None = None,
     ) -> list[BulkItem]:
-        """Download many recordings into ``dest_dir`` (a folder, an object-store URL or store), ``concurrency``
-        at a time, with a manifest there; ``shard=(k, n)`` takes only shard k of n of the ids (by a stable hash).
+        """Download many recordings into ``dest`` (a folder, an object-store URL or store), ``concurrency`` at a
+        time, with a manifest there; ``shard=(k, n)`` takes only shard k of n of the ids (by a stable hash).
 
         Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
-        ``on_item(item)`` is called as each one finishes.
+        ``on_item(item)`` is called as each one finishes. In a bucket the run holds a lease of
+        ``lease_seconds`` (renewed as it goes; the longest a crashed run blocks its prefix and shard).
+        ``dest_dir=`` is the old name of ``dest`` (deprecated).
         """
-        return self._download_many(ids, dest_dir, None, concurrency, overwrite, on_item, shard)
+        where = pick_dest(dest, dest_dir)
+        return self._download_many(ids, where, None, concurrency, overwrite, on_item, shard, lease_seconds)
+
+    def export(
+        self,
+        ids: Iterable[str],
+        dest: DestinationLike,
+        *,
+        concurrency: int = 8,
+        overwrite: bool = False,
+        on_item: Callable[[BulkItem], None] | None = None,
+        shard: tuple[int, int] | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> ExportSummary:
+        """``download_many`` for backfills of any size: ``ids`` is read as the run goes (a generator, a file),
+        no BulkItem is kept, and only the counts come back; ``on_item`` sees each item as it finishes.
+
+        An id that is not valid stops the run where it is read (the items before it are done and recorded).
+        """
+        return self._export_counts(ids, dest, None, concurrency, overwrite, on_item, shard, lease_seconds)
 
     def link(self, recording_id: str, *, margin: float | timedelta = DEFAULT_EXPIRY_MARGIN) -> Link:
         """A link whose ``get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""

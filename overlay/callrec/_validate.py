@@ -182,6 +182,14 @@ def check_shard(value: object) -> tuple[int, int] | None:
     return (k, n)
 
 
+def check_lease_seconds(value: object) -> float:
+    """``lease_seconds``: how long a bucket run's lease holds without renewal; at least 1 s (renewals need room)."""
+    seconds = check_seconds("lease_seconds", value)
+    if seconds < 1.0:
+        raise ValueError(f"lease_seconds must be at least 1 second, not {value!r}")
+    return seconds
+
+
 def check_seconds(name: str, value: object) -> float:
     """A finite positive number of seconds (bools, 0, negatives, nan and inf refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:

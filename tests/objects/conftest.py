@@ -15,7 +15,7 @@ import botocore.config  # noqa: E402  (with boto3)
 
 moto_server = pytest.importorskip("moto.server")
 
-from .s3_proxy import S3Proxy  # noqa: E402
+from .store_proxy import S3Proxy  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -96,3 +96,7 @@ def s3(moto_endpoint: str, s3_proxy: S3Proxy, monkeypatch: pytest.MonkeyPatch) -
     s3_proxy.clear()
     yield store
     s3_proxy.clear()
+
+
+from .azurite import azure, azurite_endpoint, azurite_proxy  # noqa: E402,F401
+from .gcs_double import gcs, gcs_endpoint  # noqa: E402,F401

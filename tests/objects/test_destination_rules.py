@@ -172,7 +172,7 @@ def test_the_shard_is_the_same_in_another_process_with_another_hash_seed() -> No
 
 def test_shards_partition_the_ids() -> None:
     ids = [f"id-{i}" for i in range(300)]
-    parts = [in_shard(ids, (k, 4)) for k in range(1, 5)]
+    parts = [list(in_shard(ids, (k, 4))) for k in range(1, 5)]
     assert sorted(i for part in parts for i in part) == sorted(ids)
     assert all(40 < len(part) < 110 for part in parts)  # roughly even (expected 75 each)
 
@@ -215,6 +215,10 @@ def test_verify_a_folder_names_a_deleted_and_a_changed_file(fake: FakeServer, tm
     assert [(p.recording_id, p.problem) for p in report.problems] == [("a", "missing"), ("b", "sha256")]
 
 
-def test_verify_refuses_a_folder_that_is_not_there(tmp_path: Path) -> None:
-    with pytest.raises(NotADirectoryError):
+def test_verify_refuses_a_folder_that_is_not_there_or_holds_no_export(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a folder"):
         callrec.verify(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no callrec export"):
+        callrec.verify(tmp_path / "empty")
+    assert not (tmp_path / "nope").exists()

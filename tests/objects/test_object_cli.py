@@ -52,7 +52,7 @@ def test_download_many_shards_into_a_bucket_then_verify_exits_1_on_a_deleted_obj
     assert code == 0 and out.startswith(f"downloaded 0, skipped {len(ids)}, failed 0")
 
     code, out, err = run("verify", s3.url("e"))
-    assert (code, out.strip()) == (0, f"checked {len(ids)}, missing 0, size 0, sha256 0")
+    assert (code, out.strip()) == (0, f"checked {len(ids)}, missing 0, size 0, e_tag 0, sha256 0, orphans 0")
     s3.client.delete_object(Bucket=s3.bucket, Key="e/siro-r4.wav")
     code, out, err = run("verify", s3.url("e"), "--json")
     report = json.loads(out)

@@ -69,6 +69,12 @@ def download_many(fake: FakeServer, mode: str, ids: list[str], dest: Any, **kw: 
 MODES = pytest.mark.parametrize("mode", ["sync", "async"])
 
 
+def manifest_entries(store: Any, prefix: str) -> list[dict[str, Any]]:
+    """Every manifest entry under ``prefix`` (every shard's batches), read straight from the store."""
+    keys = [k for k in store.objects(prefix) if "/.callrec/" in f"/{k}" and "/manifest/" in k]
+    return [json.loads(line) for key in sorted(keys) for line in store.get(key).decode().splitlines()]
+
+
 # -- one recording ---------------------------------------------------------------------------------------------------
 
 
@@ -241,11 +247,16 @@ def test_a_bulk_export_then_a_rerun_from_another_process_skips_everything_with_n
     items = download_many(fake, mode, IDS, s3.url("exports/"), concurrency=3)
     assert [i.status for i in items] == ["downloaded"] * len(IDS)
     assert s3.recordings("exports/") == {f"exports/feather-{rid}-main.wav": sizes[rid] for rid in IDS}
-    state = {k for k in s3.objects("exports/.callrec/")}
-    assert state == {f"exports/.callrec/all/items/feather-{rid}-main.json" for rid in IDS}  # lease released
-    entry = json.loads(s3.get("exports/.callrec/all/items/feather-c1-main.json"))
+    state = list(s3.objects("exports/.callrec/"))
+    # One manifest batch; the lease released, the large recording's pending entry deleted once the batch held it.
+    assert len(state) == 1 and state[0].startswith("exports/.callrec/all/manifest/"), state
+    entries = {e["recording_id"]: e for e in map(json.loads, s3.get(state[0]).decode().splitlines())}
+    entry = entries["c1"]
     assert entry["path"] == "feather-c1-main.wav" and entry["bytes"] == sizes["c1"]
     assert entry["sha256"] == hashlib.sha256(s3.get("exports/feather-c1-main.wav")).hexdigest()
+    head = s3.client.head_object(Bucket=s3.bucket, Key="exports/feather-c1-main.wav")
+    assert entry["e_tag"] == head["ETag"].strip('"')
+    assert head["Metadata"] == {"callrec_id": "c1", "callrec_leg": "main", "callrec_sha256": entry["sha256"]}
 
     fake.clear_requests()
     s3.proxy.clear()
@@ -293,13 +304,14 @@ def test_a_second_run_on_a_prefix_gets_export_locked_before_any_request(fake: Fa
 def test_a_stale_lease_of_a_crashed_run_expires_and_is_taken_over(fake: FakeServer, s3: S3, mode: str) -> None:
     for rid in IDS[:2]:
         fake.add_recording("feather", rid)
-    crashed = {"owner": "gone:1", "expires": time.time() - 1}
+    crashed = {"token": "dead", "owner": "gone:1", "ttl": 1.0}  # expiry: its Last-Modified + 1 s, store clock
     s3.client.put_object(Bucket=s3.bucket, Key="e/.callrec/all/lease.json", Body=json.dumps(crashed).encode())
+    time.sleep(2.2)  # + Last-Modified's one-second resolution
     items = download_many(fake, mode, IDS[:2], s3.url("e/"))
     assert [i.status for i in items] == ["downloaded", "downloaded"]
     assert "e/.callrec/all/lease.json" not in s3.objects()  # released at the end
 
-    live = {"owner": "busy:2", "expires": time.time() + 60}
+    live = {"token": "alive", "owner": "busy:2", "ttl": 60.0}
     s3.client.put_object(Bucket=s3.bucket, Key="e/.callrec/all/lease.json", Body=json.dumps(live).encode())
     with pytest.raises(callrec.ExportLockedError, match="busy:2"):
         download_many(fake, mode, IDS[:2], s3.url("e/"))
@@ -308,24 +320,23 @@ def test_a_stale_lease_of_a_crashed_run_expires_and_is_taken_over(fake: FakeServ
 def test_a_run_renews_its_lease_and_a_lost_lease_fails_the_items_it_had_left(
     fake: FakeServer, s3: S3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(objects, "LEASE_SECONDS", 0.6)
     for rid in IDS[:3]:
         fake.add_recording("feather", rid)
     fake.storage.always(faults.Latency(0.5))
     key = "e/.callrec/all/lease.json"
 
     def steal() -> None:
-        time.sleep(0.9)  # the run has renewed at least once by now (every 0.2 s)
-        s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b'{"owner": "thief", "expires": 1e12}')
+        time.sleep(0.9)  # the run has renewed at least once by now (every 1/3 s)
+        s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b'{"token": "t", "owner": "thief", "ttl": 600}')
 
     thief = threading.Thread(target=steal)
     thief.start()
     with pytest.raises(callrec.ExportLockedError, match="lost its lease"):
-        download_many(fake, "sync", IDS[:3], s3.url("e/"), concurrency=1)
+        download_many(fake, "sync", IDS[:3], s3.url("e/"), concurrency=1, lease_seconds=1.0)
     thief.join()
     assert len([r for r in s3.proxy.writes() if r.key == key and r.method == "PUT"]) >= 3  # taken + renewed
     recordings = {k.rsplit("/", 1)[1].removesuffix(".wav") for k in s3.recordings("e/")}
-    entries = {k.rsplit("/", 1)[1].removesuffix(".json") for k in s3.objects("e/.callrec/all/items/")}
+    entries = {f"feather-{e['recording_id']}-main" for e in manifest_entries(s3, "e/")}
     assert recordings == entries and len(recordings) < 3  # no recording without its manifest entry
     assert json.loads(s3.get(key))["owner"] == "thief"  # the other run's lease is left alone
 
@@ -369,7 +380,7 @@ def test_a_shard_takes_the_same_ids_on_every_machine(fake: FakeServer, s3: S3) -
     ids = [f"r{i}" for i in range(24)]
     for rid in ids:
         fake.add_recording("feather", rid)
-    here = in_shard(ids, (2, 3))
+    here = list(in_shard(ids, (2, 3)))
     there = run_elsewhere(fake, s3, s3.url("e/"), ids, shard=[2, 3])
     assert [rid for rid, status, _ in there if status == "downloaded"] == here
 
@@ -387,14 +398,19 @@ def test_verify_names_a_deleted_and_a_changed_object(fake: FakeServer, s3: S3) -
     body[100] ^= 0xFF
     s3.client.put_object(Bucket=s3.bucket, Key="e/feather-c2-main.wav", Body=bytes(body))
     s3.client.put_object(Bucket=s3.bucket, Key="e/feather-c3-main.wav", Body=b"short")
+    s3.proxy.clear()
+    quick = callrec.verify(s3.url("e/"), quick=True)
+    assert [r for r in s3.proxy.requests if r.key.endswith(".wav")] == []  # quick: the listing, no recording read
     report = callrec.verify(s3.url("e/"))
-    assert report.checked == 4 and not report.ok
-    assert [(p.recording_id, p.problem) for p in report.problems] == [
-        ("c1", "missing"),
-        ("c2", "sha256"),
-        ("c3", "size"),
-    ]
-    assert report.problems[0].location == f"s3://{s3.bucket}/e/feather-c1-main.wav"
+    for found in (quick, report):
+        assert found.checked == 4 and not found.ok
+        # c2 was rewritten with other bytes of the same size: its ETag says so, from the listing, with no read.
+        assert [(p.recording_id, p.problem) for p in found.problems] == [
+            ("c1", "missing"),
+            ("c2", "e_tag"),
+            ("c3", "size"),
+        ]
+        assert found.problems[0].location == f"s3://{s3.bucket}/e/feather-c1-main.wav"
 
 
 def test_an_obstore_store_object_is_a_destination_too(fake: FakeServer, s3: S3) -> None:

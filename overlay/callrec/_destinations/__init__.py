@@ -23,8 +23,7 @@ import attrs
 if TYPE_CHECKING:
     from obstore.store import ObjectStore
 
-    from .._bulk import BulkItem
-    from .._download import DownloadResult
+    from .._results import BulkItem, DownloadResult
     from .._sink import FileSink
 
 __all__ = [
@@ -32,6 +31,7 @@ __all__ = [
     "DestinationLike",
     "Export",
     "ExportRun",
+    "NoExportError",
     "Shard",
     "Target",
     "VerifyProblem",
@@ -39,6 +39,7 @@ __all__ = [
     "is_object_store",
     "item_stem",
     "open_export",
+    "pick_dest",
     "plan",
     "verify",
 ]
@@ -54,13 +55,25 @@ STATE_DIR = ".callrec"
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+#: Longest name kept whole; a longer one is cut and carries a digest.
+_MAX_NAME = 100
+#: Hex digits of the digest a changed name carries: 64 bits, so that 10 million ids that all sanitise to one
+#: prefix collide with odds of about 3 in a million (n^2 / 2^65); 32 bits gave 69% at 100 thousand.
+_DIGEST_HEX = 16
+
+
 def safe_name(text: str) -> str:
-    """A file-name-safe rendering of an id: ASCII letters, digits, '.', '_', '-' only, no leading dot."""
+    """A file-name-safe rendering of an id: ASCII letters, digits, '.', '_', '-' only, no leading dot.
+
+    An id that is already such a name (and at most 100 characters) is kept as it is. Any other (sanitised,
+    shortened, or both) carries 64 bits of the id's sha256, so that two ids never share a name.
+    """
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     cleaned = _SAFE_CHARS.sub("_", ascii_text).strip("._") or "recording"
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    # Different ids may sanitize to the same name ("a/b" and "a_b"): keep them apart.
-    return cleaned[:100] if cleaned == text else f"{cleaned[:100]}_{digest}"
+    if cleaned == text and len(text) <= _MAX_NAME:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:_DIGEST_HEX]
+    return f"{cleaned[:_MAX_NAME]}_{digest}"
 
 
 def shard_tag(shard: Shard) -> str | None:
@@ -71,6 +84,10 @@ def shard_tag(shard: Shard) -> str | None:
 def item_stem(provider: str, recording_id: str, leg: str | None) -> str:
     """A recording's name without its extension, in a folder and in a bucket: ``<provider>-<id>[-<leg>]``."""
     return "-".join(p for p in (provider, safe_name(recording_id), leg) if p)
+
+
+class NoExportError(FileNotFoundError):
+    """The destination holds no callrec export (``verify`` of a mistyped prefix must not pass)."""
 
 
 class Target(abc.ABC):
@@ -108,31 +125,52 @@ class ExportRun(abc.ABC):
 
     @abc.abstractmethod
     def target(self, provider: str, recording_id: str, leg: str | None) -> Target:
-        """Where this item goes."""
+        """Where this item goes (its commit checks that the run still holds its lock or lease)."""
 
     @abc.abstractmethod
     def completed(self, recording_id: str, leg: str | None) -> DownloadResult | None:
-        """The earlier result, if a run (of any shard) finished this item and its recording is there at its size."""
+        """The earlier result, if a run (of any shard) finished this item and its recording is there unchanged.
+
+        In memory only (the async driver calls it on the event loop).
+        """
+
+    def unknown_object(self, recording_id: str, leg: str | None) -> bool:
+        """A recording is stored under this item's name but no manifest entry knows it (in memory only)."""
+        return False
+
+    def adopt(self, recording_id: str, leg: str | None) -> DownloadResult | None:
+        """The result of an unknown recording that this export wrote (a crash, or a write answered 5xx, came
+        between it and its manifest entry), now recorded; None when it is someone else's. Blocking (a request)."""
+        return None
+
+    def check(self) -> None:
+        """Raise ``ExportLockedError`` if this run no longer holds its lock or lease (nothing more may be committed)."""
+        return None
 
     @abc.abstractmethod
     def record(self, item: BulkItem) -> None:
-        """Keep one finished item in the manifest (durably, before returning)."""
+        """Keep one finished item in the manifest (a folder: durably before returning; a bucket: in the next
+        batch, which a crash may lose: its recording is then adopted by the next run)."""
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Release the lock or lease. Never raises."""
+        """Write what is pending and release the lock or lease. Never raises (a failure is logged)."""
 
 
 class Export(abc.ABC):
     """A destination a bulk run (or ``verify``) works on."""
 
     @abc.abstractmethod
-    def begin(self, provider: str, shard: Shard) -> ExportRun:
+    def begin(self, provider: str, shard: Shard, lease_seconds: float) -> ExportRun:
         """Take the lock or lease of ``shard`` (``ExportLockedError`` if another run holds it), read the manifest."""
 
     @abc.abstractmethod
-    def verify(self) -> VerifyReport:
-        """Check every manifest entry (of every shard) against what is stored: present, size, sha256."""
+    def verify(self, *, quick: bool = False, concurrency: int = 16) -> VerifyReport:
+        """Check every manifest entry (of every shard) against what is stored; name what no entry knows.
+
+        ``quick``: presence, size and (in a store) ETag from the listing, no reads. Raises ``FileNotFoundError``
+        when the destination holds no callrec export at all.
+        """
 
 
 @attrs.frozen
@@ -142,7 +180,7 @@ class VerifyProblem:
     Attributes:
         recording_id: the item's id; leg: its leg (or None).
         location: where the recording should be.
-        problem: "missing", "size" or "sha256".
+        problem: "missing", "size", "e_tag" (the object was rewritten) or "sha256".
         expected: what the manifest recorded; found: what is stored (None when missing).
     """
 
@@ -156,11 +194,17 @@ class VerifyProblem:
 
 @attrs.frozen
 class VerifyReport:
-    """What ``verify`` found: how many entries it checked, and the ones that do not match."""
+    """What ``verify`` found: entries checked, those that do not match, and recordings no entry knows (orphans).
+
+    An orphan is not a failure (``ok`` ignores it): a crashed run leaves its last recordings so, and the next
+    run adopts them. Anything else there (a file of yours) is listed too.
+    """
 
     destination: str
     checked: int
     problems: tuple[VerifyProblem, ...]
+    orphans: tuple[str, ...] = ()
+    quick: bool = False
 
     @property
     def ok(self) -> bool:
@@ -191,13 +235,31 @@ def plan(dest: object, provider: str, recording_id: str, leg: str | None) -> Tar
     return folder.plan(_path_like(dest), provider, recording_id, leg)
 
 
-def open_export(dest: object) -> Export:
-    """The destination of a bulk run or of ``verify``: a folder (created if missing), an object-store prefix."""
+def open_export(dest: object, *, create: bool = True) -> Export:
+    """The destination of a bulk run or of ``verify``: a folder (created if missing and ``create``), a prefix."""
     if is_object_store(dest):
         return _objects().open_export(dest)  # type: ignore[no-any-return]
     from . import folder
 
-    return folder.open_export(_path_like(dest))
+    return folder.open_export(_path_like(dest), create=create)
+
+
+def pick_dest(dest: object, dest_dir: object) -> Any:
+    """``download_many``'s destination: ``dest``, or the deprecated ``dest_dir=`` (with a DeprecationWarning)."""
+    if dest_dir is not None:
+        if dest is not None:
+            raise TypeError("pass the destination once: dest (dest_dir is its deprecated name)")
+        import warnings
+
+        warnings.warn(
+            "download_many(dest_dir=...) is deprecated: it takes folders, URLs and stores; pass dest=...",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return dest_dir
+    if dest is None:
+        raise TypeError("download_many() needs a destination: dest (a folder, an object-store URL or store)")
+    return dest
 
 
 def _path_like(dest: object) -> str | os.PathLike[str]:
@@ -206,14 +268,18 @@ def _path_like(dest: object) -> str | os.PathLike[str]:
     raise TypeError(f"a destination is a path, an object-store URL or an obstore store, not {type(dest).__name__}")
 
 
-def verify(dest: DestinationLike) -> VerifyReport:
+def verify(dest: DestinationLike, *, quick: bool = False, concurrency: int = 16) -> VerifyReport:
     """Check every manifest entry in ``dest`` (a folder, an object-store URL or store) against what is stored.
 
-    Each recording must be there at its recorded size with its recorded sha256 (read back in full, streamed).
-    Returns a report naming what is missing or different; raises if ``dest`` is not there at all.
+    Each recording must be there at its recorded size with its recorded sha256 (read back in full, streamed,
+    ``concurrency`` at a time); ``quick=True`` checks presence, size and the store's ETag from one listing and
+    reads nothing. Returns a report naming what is missing or different, and what no entry knows; raises
+    ``FileNotFoundError`` if ``dest`` is not there or holds no callrec export (a mistyped prefix must not pass).
     """
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive integer, not {concurrency!r}")
     if not is_object_store(dest):
         path = os.fspath(_path_like(dest))
         if not os.path.isdir(path):
-            raise NotADirectoryError(f"not a folder: {path}")
-    return open_export(dest).verify()
+            raise FileNotFoundError(f"not a folder: {path}")
+    return open_export(dest, create=False).verify(quick=quick, concurrency=concurrency)

@@ -17,17 +17,28 @@ import secrets
 import stat
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import attrs
 
 from .._audio import EXTENSIONS, extension_for
-from .._bulk import BulkItem, entry_result, manifest_entry, merge_entries
-from .._download import DownloadResult
 from .._errors import DownloadError, ExportLockedError
+from .._manifest import Done, entry, merge_entries
+from .._results import BulkItem, DownloadResult
 from .._sink import FileSink
-from . import Export, ExportRun, Shard, Target, VerifyProblem, VerifyReport, item_stem, shard_tag
+from . import (
+    Export,
+    ExportRun,
+    NoExportError,
+    Shard,
+    Target,
+    VerifyProblem,
+    VerifyReport,
+    item_stem,
+    shard_tag,
+)
 
 __all__ = ["MANIFEST_NAME", "Folder", "FolderTarget", "Manifest", "commit", "open_temp", "plan"]
 
@@ -210,7 +221,7 @@ class Manifest(ExportRun):
         self._lock = threading.Lock()
         handle.seek(0)
         lines = [line for other in others for line in _read_lines(other)]
-        self._done = merge_entries([*lines, *handle.read().splitlines()])
+        self._entries = merge_entries([*lines, *handle.read().splitlines()])
 
     @classmethod
     @contextlib.contextmanager
@@ -238,28 +249,27 @@ class Manifest(ExportRun):
 
     def completed(self, recording_id: str, leg: str | None) -> DownloadResult | None:
         """The earlier result if that item's file is still there at its recorded size."""
-        entry = self._done.get((recording_id, leg))
-        if entry is None:
+        done = self._entries.done.get((recording_id, leg))
+        if done is None:
             return None
-        for path in _entry_paths(self.folder, entry):
+        for path in _entry_paths(self.folder, done):
             try:
-                if path.is_file() and path.stat().st_size == int(entry["bytes"]):
-                    return entry_result(entry, path=path, location=str(path))
-            except (OSError, KeyError, TypeError, ValueError):
+                if path.is_file() and path.stat().st_size == done.bytes:
+                    return done.result(path=path, location=str(path))
+            except OSError:
                 continue
         return None
 
     def record(self, item: BulkItem) -> None:
         result = item.result
         relative = None if result is None or result.path is None else _relative(result.path, self.folder)
-        entry = manifest_entry(item, relative)
-        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        data = entry(item, relative)
+        line = json.dumps(data, ensure_ascii=False) + "\n"
         with self._lock:
             self._fh.write(line)
             self._fh.flush()
             os.fsync(self._fh.fileno())
-            if item.status != "failed":
-                self._done[(item.recording_id, item.leg)] = entry
+            self._entries.add(data)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -270,12 +280,9 @@ def _relative(path: Path, folder: Path) -> str:
     return Path(os.path.relpath(path, folder)).as_posix()
 
 
-def _entry_paths(folder: Path, entry: dict[str, Any]) -> list[Path]:
+def _entry_paths(folder: Path, done: Done) -> list[Path]:
     # Relative to the manifest's folder; older manifests held absolute or cwd-relative paths.
-    stored = entry.get("path")
-    if not isinstance(stored, str):
-        return []
-    return [folder / stored, folder / Path(stored).name]
+    return [folder / done.path, folder / Path(done.path).name]
 
 
 def _manifests(folder: Path) -> list[Path]:
@@ -310,41 +317,62 @@ class Folder(Export):
 
     path: Path
 
-    def begin(self, provider: str, shard: Shard) -> Manifest:
-        return Manifest.acquire(self.path, shard)
+    def begin(self, provider: str, shard: Shard, lease_seconds: float = 0.0) -> Manifest:
+        return Manifest.acquire(self.path, shard)  # a flock ends with its process: no lease to time out
 
-    def verify(self) -> VerifyReport:
-        lines = [line for path in _manifests(self.path) for line in _read_lines(path)]
-        entries = merge_entries(lines)
-        problems: list[VerifyProblem] = []
-        for (rid, leg), entry in sorted(entries.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
-            problems.extend(_check_file(self.path, rid, leg, entry))
-        return VerifyReport(destination=str(self.path), checked=len(entries), problems=tuple(problems))
+    def verify(self, *, quick: bool = False, concurrency: int = 16) -> VerifyReport:
+        manifests = _manifests(self.path)
+        if not manifests:
+            raise NoExportError(f"no callrec export in {self.path} (no manifest*.jsonl)")
+        entries = merge_entries(line for path in manifests for line in _read_lines(path))
+        items = sorted(entries.done.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+
+        def check(item: tuple[tuple[str, str | None], Done]) -> VerifyProblem | None:
+            (rid, leg), done = item
+            return _check_file(self.path, rid, leg, done, quick)
+
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="callrec-verify") as pool:
+            problems = tuple(p for p in pool.map(check, items) if p is not None)
+        known = {p.resolve() for _, done in items for p in _entry_paths(self.path, done)}
+        orphans = tuple(
+            str(p)
+            for p in sorted(self.path.iterdir())
+            if p.is_file()
+            and not p.name.startswith(".")
+            and not p.name.startswith("manifest")
+            and p.resolve() not in known
+        )
+        return VerifyReport(
+            destination=str(self.path), checked=len(items), problems=problems, orphans=orphans, quick=quick
+        )
 
 
-def _check_file(folder: Path, rid: str, leg: str | None, entry: dict[str, Any]) -> list[VerifyProblem]:
-    paths = _entry_paths(folder, entry)
-    where = str(paths[0]) if paths else str(folder)
-    expected_size, expected_sha = str(entry.get("bytes")), str(entry.get("sha256"))
+def _check_file(folder: Path, rid: str, leg: str | None, done: Done, quick: bool) -> VerifyProblem | None:
+    paths = _entry_paths(folder, done)
     path = next((p for p in paths if p.is_file()), None)
     if path is None:
-        return [VerifyProblem(rid, leg, where, "missing", expected_size, None)]
+        return VerifyProblem(rid, leg, str(paths[0]), "missing", str(done.bytes), None)
     size = path.stat().st_size
-    if str(size) != expected_size:
-        return [VerifyProblem(rid, leg, str(path), "size", expected_size, str(size))]
+    if size != done.bytes:
+        return VerifyProblem(rid, leg, str(path), "size", str(done.bytes), str(size))
+    if quick:
+        return None
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while block := file.read(_HASH_BLOCK):
             digest.update(block)
-    if digest.hexdigest() != expected_sha:
-        return [VerifyProblem(rid, leg, str(path), "sha256", expected_sha, digest.hexdigest())]
-    return []
+    if digest.hexdigest() != done.sha256:
+        return VerifyProblem(rid, leg, str(path), "sha256", done.sha256, digest.hexdigest())
+    return None
 
 
-def open_export(dest: str | os.PathLike[str]) -> Folder:
+def open_export(dest: str | os.PathLike[str], *, create: bool = True) -> Folder:
     """The destination folder, created (with its parents) if missing, as wget -P and rclone do."""
     folder = Path(dest).expanduser()
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"destination is not a folder: {folder}")
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        raise NoExportError(f"not a folder: {folder}")
     return Folder(folder)
