@@ -67,6 +67,10 @@ if TYPE_CHECKING:
 __all__ = ["AsyncClientBase", "AsyncFeatherClient", "AsyncSiroClient"]
 
 
+def _close_run(run: ExportRun) -> None:
+    run.close()
+
+
 class AsyncClientBase(BaseClient):
     """The I/O of the async clients; every decision is the engine's."""
 
@@ -257,7 +261,7 @@ class AsyncClientBase(BaseClient):
 
         # The lock or lease, and the manifest, before any API or storage request (ExportLockedError); a
         # cancellation while it is being taken releases it.
-        manifest = await _io.acquire(lambda: export.begin(self._vendor.name, part, lease), ExportRun.close)
+        manifest = await _io.acquire(lambda: export.begin(self._vendor.name, part, lease), _close_run)
         try:
             await _io.for_each_bounded(one, todo, concurrency, deliver)
         finally:

@@ -64,6 +64,10 @@ if TYPE_CHECKING:
 __all__ = ["FeatherClient", "SiroClient", "SyncClientBase"]
 
 
+def _close_run(run: ExportRun) -> None:
+    run.close()
+
+
 class SyncClientBase(BaseClient):
     """The I/O of the async clients; every decision is the engine's."""
 
@@ -252,7 +256,7 @@ class SyncClientBase(BaseClient):
 
         # The lock or lease, and the manifest, before any API or storage request (ExportLockedError); a
         # cancellation while it is being taken releases it.
-        manifest = _io.acquire(lambda: export.begin(self._vendor.name, part, lease), ExportRun.close)
+        manifest = _io.acquire(lambda: export.begin(self._vendor.name, part, lease), _close_run)
         try:
             _io.for_each_bounded(one, todo, concurrency, deliver)
         finally:

@@ -18,7 +18,6 @@ from typing import Any
 
 import callrec
 import pytest
-from callrec._destinations import objects
 from callrec.testing import FakeServer, faults
 from fake_clients import afeather, feather, instant_backoff
 

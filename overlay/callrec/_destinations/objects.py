@@ -826,7 +826,9 @@ class Lease:
     def release(self) -> None:
         """Stop renewing and delete the lease if it is still ours (by its token). Never raises."""
         self._stop.set()
-        self._thread.join()
+        # A renewal in flight may sit in obstore's own retries (minutes, against a failing store): not waited for.
+        # Deleting meanwhile is safe: a conditional write that lands later finds no object (412) and writes nothing.
+        self._thread.join(timeout=0.5)
         if self._lost:
             return
         with contextlib.suppress(Exception):
