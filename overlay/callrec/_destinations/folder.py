@@ -269,7 +269,7 @@ class Manifest(ExportRun):
             self._fh.write(line)
             self._fh.flush()
             os.fsync(self._fh.fileno())
-            self._entries.add(data)
+            # Not kept in memory: a run never meets an id twice (the drivers drop repeats).
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

@@ -795,7 +795,8 @@ class Lease:
                 self._written(found[1], sent)  # our renewal was applied, then answered with an error
                 return
             self._lost = True
-            log.warning("callrec: lost the lease %s: another run took it over", self.where)
+            if not self._stop.is_set():  # a renewal that outlived its run's release finds the lease gone: fine
+                log.warning("callrec: lost the lease %s: another run took it over", self.where)
             return
         except Exception as exc:  # 403, 5xx, a timeout: the lease holds until its own deadline; try again sooner
             with self._lock:
@@ -829,7 +830,12 @@ class Lease:
         # A renewal in flight may sit in obstore's own retries (minutes, against a failing store): not waited for.
         # Deleting meanwhile is safe: a conditional write that lands later finds no object (412) and writes nothing.
         self._thread.join(timeout=0.5)
-        if self._lost:
+        with self._lock:
+            valid = self._clock.valid(time.monotonic())
+        # Only while it is still valid: then no other run can have taken it (a takeover needs its expiry on the
+        # store's clock, a sixth of the ttl later), so the read-then-delete below cannot remove another run's
+        # lease. Past its validity it is left to expire.
+        if self._lost or not valid:
             return
         with contextlib.suppress(Exception):
             found = _read_lease(self.bucket, self.key, self.holder.ttl)
@@ -960,7 +966,10 @@ class BucketRun(ExportRun):
         data = entry(item, relative)
         with self._lock:
             due = self._batch.add(data, time.monotonic())
-            self.state.entries.add(data)
+            if item.status == "skipped":  # an adoption: its pending entry, if any, can go at close
+                self.state.entries.add(data)
+            # Nothing else is kept: a run never meets an id twice (the drivers drop repeats), so a run over a
+            # million new ids holds no entry per id.
         if due:
             self.flush()
 
