@@ -11,7 +11,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import _servers, async_bulk, download, generate_time, import_cost, latency, objects, rate_limit, sync_overhead
+from . import (
+    _servers,
+    async_bulk,
+    bucket_state,
+    download,
+    generate_time,
+    import_cost,
+    latency,
+    objects,
+    rate_limit,
+    sync_overhead,
+)
 from ._common import Row
 
 Log = Callable[[str], None]
@@ -34,6 +45,9 @@ class Sizes:
     import_runs: int
     #: (requests/s the API allows, recordings exported) for the rate-limit benchmark
     rate_cases: tuple[tuple[float, int], ...] = ((20.0, 300), (200.0, 3000))
+    #: recordings of the bucket-state benchmark, and the two export() sizes whose peak RSS gives the slope
+    state_count: int = 5000
+    memory_counts: tuple[int, int] = (10_000, 20_000)
     rate_concurrency: tuple[int, ...] = (16, 64)
 
 
@@ -64,6 +78,8 @@ QUICK = Sizes(
     import_runs=1,
     rate_cases=((50.0, 12),),
     rate_concurrency=(4,),
+    state_count=40,
+    memory_counts=(40, 80),
 )
 
 
@@ -521,6 +537,97 @@ def bench_objects(sizes: Sizes, work: Path, log: Log) -> list[Row]:
     ]
 
 
+#: The figures of the issue "Bucket exports you can trust at a million recordings" (2,000 recordings into moto,
+#: before it): per recording, or for the whole run.
+_BEFORE = {"puts": 2.00, "rerun": 2008 / 2000, "rerun_s": "10-15 s", "verify": 4004 / 2000, "verify_s": "22-26 s"}
+
+
+def bench_bucket_state(sizes: Sizes, work: Path, log: Log) -> list[Row]:
+    """9. A bucket export's state as it grows: PUTs a recording, a rerun's and verify's requests and seconds,
+    counted at a proxy in front of moto; the peak RSS of export() at two sizes, and its slope per id."""
+    root = work / "state"
+    n = sizes.state_count
+    small, large = sizes.memory_counts
+    ids = download.prepare(root / "src", 1 << 10, max(n, large), 1 << 10)
+    with objects.moto() as env, objects.environment(env), _servers.file_server(root / "src") as info:
+        base, key = info["FEATHER_BASE_URL"], info["FEATHER_API_KEY"]
+        cost = bucket_state.measure(base, key, ids[:n], env["AWS_ENDPOINT_URL"], 16)
+        rss = [bucket_state.export_rss(base, key, str(root / f"out-{count}"), count) for count in (small, large)]
+    kib = [r["peak_rss_kib"] for r in rss]
+    slope = (kib[1] - kib[0]) / (large - small)
+    log(
+        f"bucket state: {n} recordings; first run {cost.first_puts / n:.3f} PUTs each in {cost.first_seconds:.1f} s;"
+        f" rerun {cost.rerun_requests} requests, {cost.rerun_seconds:.2f} s before its first API request; verify"
+        f" {cost.verify_requests} requests {cost.verify_seconds:.1f} s, quick {cost.quick_requests} requests"
+        f" {cost.quick_seconds:.2f} s; export() peak RSS {kib[0] / 1024:.1f} MiB at {small}, {kib[1] / 1024:.1f} MiB"
+        f" at {large}: {slope:.2f} KiB per id"
+    )
+    disk = "moto in memory; times are moto's on loopback, wall clock (perf_counter)"
+    return [
+        Row(
+            "9 bucket state",
+            f"first run into moto, {n} x 1 KiB: PUTs per recording",
+            cost.first_puts / n,
+            "requests/recording",
+            _BEFORE["puts"],
+            "before (2 PUTs: recording + manifest object)",
+            cost.first_puts / n / _BEFORE["puts"],
+            "<= 1.05 PUTs/recording",
+            cost.first_puts / n <= 1.05,
+            f"{cost.first_seconds:.1f} s; {disk}",
+        ),
+        Row(
+            "9 bucket state",
+            f"rerun of {n}, all skipped: requests to the store before the first API request",
+            cost.rerun_requests,
+            "requests",
+            _BEFORE["rerun"] * n,
+            "before (one GET per manifest object)",
+            cost.rerun_requests / (_BEFORE["rerun"] * n),
+            "<= N/500 + 30",
+            cost.rerun_requests <= n / 500 + 30,
+            f"{cost.rerun_seconds:.2f} s before the first API request (before: {_BEFORE['rerun_s']} at 2,000)",
+        ),
+        Row(
+            "9 bucket state",
+            f"verify of {n} (every recording read and hashed, 16 at a time): requests",
+            cost.verify_requests,
+            "requests",
+            _BEFORE["verify"] * n,
+            "before (one at a time)",
+            cost.verify_requests / (_BEFORE["verify"] * n),
+            "",
+            None,
+            f"{cost.verify_seconds:.1f} s (before: {_BEFORE['verify_s']} at 2,000)",
+        ),
+        Row(
+            "9 bucket state",
+            f"verify --quick of {n} (the listing only): requests",
+            cost.quick_requests,
+            "requests",
+            _BEFORE["verify"] * n,
+            "before: a full verify",
+            cost.quick_requests / (_BEFORE["verify"] * n),
+            "",
+            None,
+            f"{cost.quick_seconds:.2f} s",
+        ),
+        Row(
+            "9 bucket state",
+            f"export() over a generator of ids into a folder: peak RSS growth per id ({small} -> {large})",
+            max(slope, 0.001),
+            "KiB/id",
+            2.6,
+            "before: download_many, ~2.6 KiB per id",
+            max(slope, 0.001) / 2.6,
+            "",
+            None,
+            f"VmHWM {kib[0] / 1024:.1f} MiB at {small}, {kib[1] / 1024:.1f} MiB at {large}; at 1 M ids about "
+            f"{(kib[0] + slope * (1_000_000 - small)) / 1024:.0f} MiB; folder on the work dir's disk",
+        ),
+    ]
+
+
 def bench_import(sizes: Sizes, work: Path, log: Log) -> list[Row]:
     """5. `import callrec` against `import httpx` (-X importtime cumulative µs, median of fresh interpreters)."""
     del work
@@ -556,6 +663,7 @@ SUITE: dict[str, Callable[[Sizes, Path, Log], list[Row]]] = {
     "download": bench_download,
     "rate-limit": bench_rate_limit,
     "objects": bench_objects,
+    "bucket-state": bench_bucket_state,
     "import": bench_import,
     "generate": bench_generate,
 }

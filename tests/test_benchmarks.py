@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.__main__ import main  # the repo root is not on sys.path under every runner
 from benchmarks.suite import QUICK, SUITE, render, write_results
 
-_UNITS = {"µs/call", "calls/s", "MiB/s", "MiB", "recordings/s", "ms", "s"}
+_UNITS = {"µs/call", "calls/s", "MiB/s", "MiB", "recordings/s", "ms", "s", "requests/recording", "requests", "KiB/id"}
 
 
 @pytest.mark.parametrize("name", sorted(SUITE))
