@@ -31,6 +31,8 @@ from callrec.testing import FakeServer
         ("gs://bucket/p/q/", ("gs", "bucket", "p/q", None)),
         ("az://container/p/", ("az", "container", "p", None)),
         ("abfs://container@acct.dfs.core.windows.net/p/", ("abfs", "container@acct.dfs.core.windows.net", "p", None)),
+        ("s3://bkt/my%20exports/", ("s3", "bkt", "my exports", None)),  # decoded: what obstore writes under
+        ("s3://bkt/a/x%41y.wav", ("s3", "bkt", "a", "xAy.wav")),
     ],
 )
 def test_an_object_store_url_splits_into_scheme_bucket_prefix_and_name(url: str, expected: tuple[Any, ...]) -> None:
@@ -43,6 +45,13 @@ def test_an_object_store_url_splits_into_scheme_bucket_prefix_and_name(url: str,
         ("s3:///prefix/", "names no bucket"),
         ("s3://bkt/a/../b/", "'..' segments"),
         ("s3://bkt/./b", "'..' segments"),
+        ("s3://bkt/x/%2e%2e/y/", "'..' segments"),  # obstore would decode it and write outside the prefix
+        ("s3://bkt/x/%2E/y/", "'..' segments"),
+        ("s3://bkt/x//y/", "empty"),
+        ("s3://bkt/x%2Fy/", "escaped"),
+        ("s3://bkt/x%5cy/", "escaped"),
+        ("s3://bkt/x%00y/", "escaped"),
+        ("s3://bkt/x%0Ay/", "control characters"),
         ("s3://bkt/p/?X-Amz-Signature=abc", "no query or fragment"),
         ("s3://bkt/p/#frag", "no query or fragment"),
         ("http://bkt/p/", "not an object-store URL"),
@@ -51,6 +60,15 @@ def test_an_object_store_url_splits_into_scheme_bucket_prefix_and_name(url: str,
 def test_a_bad_object_store_url_is_refused_before_anything_is_sent(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         obj._split(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["s3://AKIAEXAMPLE:s3cr3tK3y@bkt/p/", "gs://user:s3cr3tK3y@bkt/p/", "s3://AKIAEXAMPLE@bkt/p/"]
+)
+def test_credentials_in_an_object_store_url_are_refused_without_being_repeated(url: str) -> None:
+    with pytest.raises(ValueError, match="must not carry credentials") as caught:
+        obj._split(url)
+    assert "s3cr3tK3y" not in str(caught.value) and "AKIAEXAMPLE" not in str(caught.value)
 
 
 def test_callrec_s_own_folder_is_not_a_recording_name() -> None:

@@ -79,3 +79,18 @@ def test_a_held_lease_exits_1_with_one_line_and_sends_nothing(callrec_env: FakeS
 def test_verify_of_a_folder_that_is_not_there_is_exit_2(tmp_path: Path) -> None:
     code, _, err = run("verify", str(tmp_path / "nope"))
     assert code == 2 and "not a folder" in err
+
+
+def test_lease_seconds_below_one_is_a_usage_error_and_verify_quick_json_lists_orphans(
+    callrec_env: FakeServer, s3: S3
+) -> None:
+    code, _, err = run("download-many", "siro", "-", "-d", s3.url("e/"), "--lease-seconds", "0.5", stdin="r1\n")
+    assert code == 2 and "lease-seconds" in err and callrec_env.requests == []
+    callrec_env.add_recording("siro", "r1")
+    code, _, err = run("download-many", "siro", "-", "-d", s3.url("e/"), "--lease-seconds", "30", stdin="r1\n")
+    assert code == 0, err
+    s3.client.put_object(Bucket=s3.bucket, Key="e/mine.txt", Body=b"not a recording of this export")
+    code, out, _ = run("verify", s3.url("e/"), "--quick", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["quick"] is True and data["checked"] == 1
+    assert data["orphans"] == [f"s3://{s3.bucket}/e/mine.txt"]
