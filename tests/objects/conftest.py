@@ -15,7 +15,23 @@ import botocore.config  # noqa: E402  (with boto3)
 
 moto_server = pytest.importorskip("moto.server")
 
+from callrec.testing import FakeServer  # noqa: E402
+from fake_clients import instant_backoff  # noqa: E402
+
 from .store_proxy import S3Proxy  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backoff sleeps are policy (tested on MockTransport); against loopback servers they only slow a suite."""
+    instant_backoff(monkeypatch)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    """The vendors' fake APIs and storage (callrec.testing), one per test."""
+    with FakeServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -19,24 +19,13 @@ from typing import Any
 import callrec
 import pytest
 from callrec.testing import FakeServer, faults
-from fake_clients import afeather, feather, instant_backoff
+from fake_clients import afeather, feather
 
 from .conftest import S3
 
 #: Larger than one part (8 MiB): goes as a multipart upload to a staging object, then a create-only copy.
 LARGE = b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(range(256)) * (4096 * 20)  # 20 MiB
 IDS = [f"c{i}" for i in range(6)]
-
-
-@pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    instant_backoff(monkeypatch)
-
-
-@pytest.fixture
-def fake() -> Any:
-    with FakeServer() as server:
-        yield server
 
 
 def download(fake: FakeServer, mode: str, rid: str, dest: Any, **kw: Any) -> callrec.DownloadResult:

@@ -22,7 +22,6 @@ import callrec
 import pytest
 from callrec._destinations import objects
 from callrec.testing import FakeServer, faults
-from fake_clients import instant_backoff
 
 from .azurite import Azure
 from .conftest import S3
@@ -128,17 +127,6 @@ def store(request: pytest.FixtureRequest) -> Any:
     """The ``s3``, ``azure`` or ``gcs`` fixture's object, as its ``Matrix*`` subclass (same fields)."""
     inner = request.getfixturevalue(request.param)
     return _MATRIX[request.param](*(getattr(inner, field.name) for field in attrs.fields(type(inner))))
-
-
-@pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    instant_backoff(monkeypatch)
-
-
-@pytest.fixture
-def fake() -> Any:
-    with FakeServer() as server:
-        yield server
 
 
 def _own_metadata(meta: Mapping[str, str]) -> dict[str, str]:

@@ -694,6 +694,35 @@ def read_state(bucket: Bucket, shard: Shard, own: str | None = None) -> State:
     return state
 
 
+#: The longest obstore may retry one lease request (its default is minutes): a renewal that outlives its run
+#: would extend a finished run's lease. Two retries, 0.1-1 s apart, within this.
+LEASE_RETRY_SECONDS = 5.0
+
+
+def _bounded_retries(store: Any, seconds: float) -> Any:
+    """The same store with obstore's retries bounded to ``seconds``, for lease requests (a store obstore does not
+    build from its fields, or with no retries of its own, is used as it is)."""
+    if type(store).__name__ not in ("S3Store", "GCSStore", "AzureStore"):
+        return store
+    from datetime import timedelta
+
+    retry = {
+        "max_retries": 2,
+        "retry_timeout": timedelta(seconds=seconds),
+        "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=1), "base": 2.0},
+    }
+    try:
+        return type(store)(
+            prefix=store.prefix,
+            config=store.config,
+            client_options=store.client_options,  # (a "timeout" here makes obstore's GCS client refuse to build)
+            retry_config=retry,
+            credential_provider=store.credential_provider,
+        )
+    except Exception:  # a store obstore cannot rebuild from its own fields: its own retries, as configured
+        return store
+
+
 def _read_lease(bucket: Bucket, key: str, ttl: float) -> tuple[Holder | None, Any] | None:
     """(holder, meta) of the lease object, or None when there is none."""
     try:
@@ -707,7 +736,7 @@ class Lease:
     """One run's hold on a prefix and shard: the I/O around ``_lease`` (which decides everything)."""
 
     def __init__(self, bucket: Bucket, key: str, holder: Holder, meta: Any, clock: LeaseClock) -> None:
-        self.bucket, self.key, self.holder = bucket, key, holder
+        self.bucket, self.key, self.holder = bucket, key, holder  # ``bucket``: with bounded retries (``take``)
         self._e_tag: str | None = meta["e_tag"]
         self._version: str | None = meta.get("version")
         self._clock = clock
@@ -728,6 +757,7 @@ class Lease:
         clock). A write of ours that the store applied but answered with an error is recognised by its token."""
         holder = Holder(token=new_token(), owner=f"{socket.gethostname()}:{os.getpid()}", ttl=ttl)
         where = bucket.url_of(key)
+        bucket = Bucket(_bounded_retries(bucket.store, min(LEASE_RETRY_SECONDS, ttl / 6)), bucket.base)
         for _ in range(2):
             sent = time.monotonic()
             try:
@@ -827,9 +857,8 @@ class Lease:
     def release(self) -> None:
         """Stop renewing and delete the lease if it is still ours (by its token). Never raises."""
         self._stop.set()
-        # A renewal in flight may sit in obstore's own retries (minutes, against a failing store): not waited for.
-        # Deleting meanwhile is safe: a conditional write that lands later finds no object (412) and writes nothing.
-        self._thread.join(timeout=0.5)
+        # A renewal in flight ends within LEASE_RETRY_SECONDS (its retries are bounded), so none lands after this.
+        self._thread.join(timeout=LEASE_RETRY_SECONDS + 1.0)
         with self._lock:
             valid = self._clock.valid(time.monotonic())
         # Only while it is still valid: then no other run can have taken it (a takeover needs its expiry on the
