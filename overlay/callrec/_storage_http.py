@@ -1,7 +1,7 @@
 """The storage transport: httpx's transport interface over urllib3, for every storage request, proxy or not.
 
-urllib3 2.x does the HTTP: connection pools per origin (kept alive), TLS with httpx's trust
-(``httpx.create_ssl_context()``: certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), proxies from the environment
+urllib3 2.x does the HTTP: connection pools per origin (kept alive; ``_pool``: closed by ``close()``, TLS with
+httpx's trust made on first https use), proxies from the environment
 (``HTTP(S)_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, via ``urllib.request``), and a stale keep-alive connection
 retried once on a fresh one (a GET is idempotent; nothing else is retried here, and redirects are returned,
 never followed). This module adds only what a download needs around it, and opens no socket itself:
@@ -22,9 +22,10 @@ never followed). This module adds only what a download needs around it, and open
 - **Interrupts from another thread** (a cancelled task, a stopped bulk run): ``Body.interrupt`` shuts the socket
   down at the socket level (``socket.socket.shutdown``: ``SSLSocket.shutdown`` would drop the TLS layer and let
   the next read return ciphertext) and marks the body, so no read returns a byte after it: a read in progress
-  fails, later ones fail at once. urllib3's ``HTTPResponse.shutdown()`` has that TLS hazard, hence our own.
-- **Fork**: a child process forgets the parent's pools (``os.register_at_fork``): a pooled socket shared by two
-  processes would mix their bytes into one body. The watchdog thread is started again on first use.
+  fails, later ones fail at once. urllib3's ``HTTPResponse.shutdown()`` has that TLS hazard, hence our own
+  (``_pool.Guard``). ``close()`` stops every request in flight the same way, and closes their bodies.
+- **Fork**: a child process forgets the parent's pools (``_pool``): a pooled socket shared by two processes would
+  mix their bytes into one body. The watchdog thread is started again on first use.
 - **Failures** are httpx's exceptions (``ConnectError``, ``ConnectTimeout``, ``ReadError``, ``ReadTimeout``,
   ``RemoteProtocolError``, ``ProxyError``) with urllib3's reason, never the URL (urllib3's ``MaxRetryError``
   text holds the path and query, so it is never shown).
@@ -42,10 +43,8 @@ import http.client
 import io
 import itertools
 import os
-import socket
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -53,18 +52,15 @@ from urllib.parse import urlsplit
 import httpx
 import urllib3
 from urllib3 import exceptions as u3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ._extensions import BODY_READER, DEADLINE, INTERRUPTIBLE, MIN_FILL
+from ._pool import Guard, Pools, sending
 from ._redact import redact_text
-from ._transport import BODY_READER, DEADLINE, INTERRUPTIBLE, MIN_FILL
 
 __all__ = ["AsyncStorageTransport", "Body", "Guard", "StorageTransport", "in_thread"]
 
 T = TypeVar("T")
 
-#: Connections kept per origin (httpx's default limit); more are opened when needed, and not kept.
-_MAX_PER_ORIGIN: Final = 100
 #: No retries in urllib3: statuses, Retry-After and redirects are callrec's policy (``_download.Transfer``), and
 #: the one retry this transport makes itself is narrower than urllib3's "read" retries (see ``_stale``).
 _RETRY: Final = urllib3.Retry(
@@ -87,84 +83,7 @@ _READ_SIZE: Final = 256 * 1024
 _ITER_SIZE: Final = 64 * 1024
 
 
-# -- interrupting a request ------------------------------------------------------------------------
-
-
-class Guard:
-    """One request's interrupt: shuts down the socket of the connection it is on; later reads fail at once."""
-
-    def __init__(self) -> None:
-        self.interrupted = False
-        self.reused = False  # the request went out on a kept-alive connection
-        self.reason = "the read was interrupted"
-        self._conn: HTTPConnection | None = None
-        self._lock = threading.Lock()
-
-    def attach(self, conn: HTTPConnection) -> None:
-        with self._lock:
-            self._conn = conn
-            if self.interrupted:
-                _shutdown(conn)
-
-    def interrupt(self, reason: str = "the read was interrupted") -> None:
-        with self._lock:
-            if not self.interrupted:
-                self.interrupted, self.reason = True, reason
-            if self._conn is not None:
-                _shutdown(self._conn)
-
-    def check(self) -> None:
-        if self.interrupted:
-            raise httpx.ReadError(self.reason)
-
-    def detach(self) -> bool:
-        """The connection goes back to the pool: a later interrupt (a deadline, a cancel) must not reach it.
-
-        Returns whether an interrupt came first (the connection is then not reusable)."""
-        with self._lock:
-            self._conn = None
-            return self.interrupted
-
-
-def _shutdown(conn: HTTPConnection) -> None:
-    sock = conn.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # not SSLSocket.shutdown: it unwraps TLS
-
-
-_attaching = threading.local()  # the Guard of the request this thread is sending
-
-
-class _Attach:
-    """Mixed into urllib3's connections: the connection a request goes out on joins its Guard."""
-
-    _callrec_requests = 0
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        guard: Guard | None = getattr(_attaching, "guard", None)
-        self._callrec_requests += 1
-        if guard is not None:
-            guard.attach(self)  # type: ignore[arg-type]
-            guard.reused = self._callrec_requests > 1 and getattr(self, "sock", None) is not None
-            guard.check()
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPConnection(_Attach, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_Attach, HTTPSConnection):
-    pass
-
-
-class _HTTPPool(HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
+# -- deadlines -------------------------------------------------------------------------------------
 
 
 class _Watchdog:
@@ -222,16 +141,7 @@ _WATCHDOG = _Watchdog()
 # -- the sync transport ----------------------------------------------------------------------------
 
 
-_TRANSPORTS: weakref.WeakSet[StorageTransport] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    _WATCHDOG.after_fork()
-    for transport in list(_TRANSPORTS):
-        transport.forget_pools()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(after_in_child=_WATCHDOG.after_fork)  # the pools forget themselves (``_pool``)
 
 
 def _proxy_for(url: str) -> str | None:
@@ -250,28 +160,7 @@ class StorageTransport(httpx.BaseTransport):
     """Storage requests through urllib3 (see the module docstring); responses offer ``Body`` as BODY_READER."""
 
     def __init__(self) -> None:
-        self._managers: dict[str | None, urllib3.PoolManager] = {}
-        self._lock = threading.Lock()
-        self._ssl = httpx.create_ssl_context()  # what httpx trusts, SSL_CERT_FILE / SSL_CERT_DIR included
-        _TRANSPORTS.add(self)
-
-    def forget_pools(self) -> None:
-        """After a fork: drop (without closing: the parent still uses them) the parent's connections."""
-        self._managers = {}
-        self._lock = threading.Lock()
-
-    def _manager(self, proxy: str | None) -> urllib3.PoolManager:
-        with self._lock:
-            manager = self._managers.get(proxy)
-            if manager is None:
-                kw: dict[str, Any] = {"maxsize": _MAX_PER_ORIGIN, "block": False, "ssl_context": self._ssl}
-                if proxy is None:
-                    manager = urllib3.PoolManager(**kw)
-                else:
-                    manager = urllib3.ProxyManager(proxy, proxy_ssl_context=self._ssl, **kw)
-                manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-                self._managers[proxy] = manager
-            return manager
+        self._pools = Pools()
 
     def handle_request(self, request: httpx.Request, guard: Guard | None = None) -> httpx.Response:
         guard = guard or Guard()
@@ -287,11 +176,20 @@ class StorageTransport(httpx.BaseTransport):
         register = request.extensions.get(INTERRUPTIBLE)
         unregister = register(guard.interrupt) if register is not None else None
         cancel = _WATCHDOG.at(deadline, lambda: guard.interrupt("the deadline passed")) if deadline else None
-        _attaching.guard = guard
-        manager = self._manager(_proxy_for(url))
+        bodies: list[Body] = []  # the response's, once there is one: close() then closes it whole
+
+        def stop(reason: str) -> None:
+            guard.interrupt(reason)
+            for body in bodies:
+                body.close()
+
+        untrack = self._pools.track(stop)
+        sending.guard = guard
         failure: httpx.TransportError | None = None
         try:
+            manager = self._pools.manager(_proxy_for(url))
             for attempt in (1, 2):
+                guard.check()
                 try:
                     raw = manager.urlopen(
                         request.method,
@@ -312,17 +210,22 @@ class StorageTransport(httpx.BaseTransport):
                     failure = _mapped(exc, guard)
                     break
             if failure is None and guard.interrupted:
+                raw.close()  # its socket was shut down: not back to the pool as if it were reusable
                 raw.release_conn()
                 failure = httpx.ReadError(guard.reason)
+        except httpx.TransportError as exc:  # a closed transport, or an interrupt (from the connection, see _pool)
+            failure = exc
         finally:
-            _attaching.guard = None
+            sending.guard = None
             if failure is not None:
-                for done in (cancel, unregister):
+                for done in (cancel, unregister, untrack):
                     if done is not None:
                         done()
         if failure is not None:
             raise failure
-        body = Body(raw, guard, on_close=[f for f in (cancel, unregister) if f is not None], method=request.method)
+        on_close = [f for f in (cancel, unregister, untrack) if f is not None]
+        body = Body(raw, guard, on_close=on_close, method=request.method)
+        bodies.append(body)
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1", _BODY: body}
         if body.expected is not None:
             extensions[BODY_READER] = body  # a Content-Length body reads into the caller's buffer
@@ -331,10 +234,8 @@ class StorageTransport(httpx.BaseTransport):
         )
 
     def close(self) -> None:
-        with self._lock:
-            managers, self._managers = self._managers, {}
-        for manager in managers.values():
-            manager.clear()
+        """Close every connection: pooled ones now, and those of requests in flight (their reads fail at once)."""
+        self._pools.close()
 
 
 def _stale(reason: BaseException | None, guard: Guard) -> bool:

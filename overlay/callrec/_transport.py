@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ._extensions import BODY_READER, DEADLINE, INTERRUPTIBLE, MIN_FILL
 from ._redact import redact_text
 
 if TYPE_CHECKING:
     import aiohttp
 
+# The storage extensions are re-exported: ``_download`` and the clients import them from here.
 __all__ = [
     "BODY_READER",
     "DEADLINE",
@@ -189,21 +191,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-#: The response extension through which callrec's storage transport offers the body's reader
-#: (``_storage_http.Body``, with ``readinto``; async: ``_storage_http.AsyncBody``, which runs a reading loop on a
-#: worker thread).
-BODY_READER = "callrec_body_reader"
-#: Storage request extension: the download's deadline (a ``time.monotonic()`` value), for every phase.
-DEADLINE = "callrec_deadline"
-#: Storage request extension: ``register(interrupt) -> unregister``, so a stopping sync bulk run can interrupt
-#: the request (``_io_sync.interruptible``).
-INTERRUPTIBLE = "callrec_interruptible"
-#: A body reader's ``readinto`` returns once this much is in the buffer: the reader then hands over often and,
-#: while the sink is full, hashes (FileSink.wait_for_room). Filling whole 1 MiB buffers instead took the 512 MiB
-#: benchmark download from ~1,040 to ~580 MiB/s (``_download.read_body`` reads a rest that fits the buffer whole).
-MIN_FILL = 64 * 1024
 
 
 def storage_transport() -> httpx.BaseTransport:
