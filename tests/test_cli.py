@@ -118,7 +118,10 @@ def test_download_many_reports_failures_exits_1_and_a_rerun_skips(
     first = run(*args, stdin=ids if from_stdin else None)
     assert first.code == 1
     assert first.out.strip() == "downloaded 1, skipped 0, failed 1, throttled 0"
-    assert first.err.startswith("callrec: failed: call_missing (main): BadRequestError")
+    # No terminal: the last status line (equal to the summary), then one line per failure.
+    status, failed = first.err.splitlines()
+    assert status.startswith("callrec: 2/2 done (100%): downloaded 1, skipped 0, failed 1;")
+    assert failed.startswith("callrec: failed: call_missing (main): BadRequestError")
     assert (out_dir / "feather-call_1-main.wav").is_file()
     manifest = [json.loads(line) for line in (out_dir / "manifest.jsonl").read_text().splitlines()]
     assert sorted(entry["status"] for entry in manifest) == ["downloaded", "failed"]
@@ -127,9 +130,9 @@ def test_download_many_reports_failures_exits_1_and_a_rerun_skips(
     fake.add_recording("feather", "call_missing")
     again = run(*args, "--json", stdin=ids if from_stdin else None)
     assert again.code == 0, again.err
-    data = json.loads(again.out)
-    assert (data["downloaded"], data["skipped"], data["failed"]) == (1, 1, 0)
-    assert {item["recording_id"]: item["status"] for item in data["items"]} == {
+    *items, summary = [json.loads(line) for line in again.out.splitlines()]  # JSON lines: items, then a summary
+    assert summary["type"] == "summary" and (summary["downloaded"], summary["skipped"], summary["failed"]) == (1, 1, 0)
+    assert {item["recording_id"]: item["status"] for item in items if item["type"] == "item"} == {
         "call_1": "skipped",
         "call_missing": "downloaded",
     }
@@ -137,7 +140,9 @@ def test_download_many_reports_failures_exits_1_and_a_rerun_skips(
 
 def test_download_many_siro_all_present_exits_0(fake: FakeServer, tmp_path: Path) -> None:
     result = run("download-many", "siro", "-", "-d", str(tmp_path), stdin="rec_1\n")
-    assert (result.code, result.out.strip(), result.err) == (0, "downloaded 1, skipped 0, failed 0, throttled 0", "")
+    assert (result.code, result.out.strip()) == (0, "downloaded 1, skipped 0, failed 0, throttled 0")
+    assert result.err.startswith("callrec: 1/1 done (100%): downloaded 1, skipped 0, failed 0;")
+    assert result.err.count("\n") == 1
 
 
 def _no_env(name: str) -> Callable[[FakeServer, pytest.MonkeyPatch], None]:
@@ -344,6 +349,6 @@ def test_rate_limit_paces_a_cli_export_and_the_summary_counts_throttled_answers(
         "--json", stdin=ids,
     )  # fmt: skip
     assert paced.code == 0, paced.err
-    assert json.loads(paced.out)["throttled"] == fake.feather.throttled == 0
+    assert json.loads(paced.out.splitlines()[-1])["throttled"] == fake.feather.throttled == 0
     api = [r for r in fake.requests if r.origin == "feather"]
     assert len(api) == 12

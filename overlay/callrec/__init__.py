@@ -55,6 +55,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._link import AsyncLink, Link
+from ._progress import ExportProgress, ProgressSnapshot
 from ._results import BulkItem, DownloadResult, ExportSummary
 from ._signed_url import SignedUrl
 from ._validate import Leg
@@ -73,6 +74,7 @@ __all__ = [
     "DownloadError",
     "DownloadResult",
     "ExportLockedError",
+    "ExportProgress",
     "ExportSummary",
     "FeatherClient",
     "InternalServerError",
@@ -81,6 +83,7 @@ __all__ = [
     "MissingCredentialsError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ProgressSnapshot",
     "RateLimitError",
     "RateStats",
     "RecordingUnavailableError",

@@ -45,6 +45,7 @@ from ._download import (
 from ._errors import CallrecError
 from ._lease import LEASE_SECONDS
 from ._link import AsyncLink
+from ._progress import ExportProgress
 from ._results import ExportSummary
 from ._signed_url import SignedUrl
 from ._storage import Storage, storage_client_kwargs
@@ -219,21 +220,27 @@ class AsyncClientBase(BaseClient):
 
     async def _export(
         self,
-        ids: Iterable[str],
+        todo: Iterable[str],
+        total: int | None,
         dest: DestinationLike,
         leg: str | None,
         concurrency: int,
         overwrite: bool,
         on_item: Callable[[BulkItem], None] | None,
-        shard: object,
-        lease_seconds: object,
-        deliver: Callable[[BulkItem], None],
+        part: tuple[int, int] | None,
+        lease: float,
+        progress: ExportProgress | None,
+        keep: Callable[[BulkItem], None],
     ) -> None:
-        check_count("concurrency", concurrency, minimum=1)
-        part = check_shard(shard)
-        lease = check_lease_seconds(lease_seconds)
-        todo = in_shard(ids, part)
+        """The run over ``todo`` (checked, unique, this shard's ids); each finished item to ``progress``, then
+        ``keep``."""
         export = open_export(dest)
+        counters = progress if progress is not None else ExportProgress()
+        counters.start(total, self.rate_stats)
+
+        def deliver(item: BulkItem) -> None:
+            counters.item(item)
+            keep(item)
 
         async def one(rid: str) -> BulkItem:
             manifest.check()
@@ -277,15 +284,18 @@ class AsyncClientBase(BaseClient):
         on_item: Callable[[BulkItem], None] | None,
         shard: object,
         lease_seconds: object,
+        progress: ExportProgress | None,
     ) -> list[BulkItem]:
-        todo = unique_ids(ids)  # every id checked before anything is sent
+        check_count("concurrency", concurrency, minimum=1)
+        part, lease = check_shard(shard), check_lease_seconds(lease_seconds)
+        todo = list(in_shard(unique_ids(ids), part))  # every id checked before anything is sent
         order = {rid: n for n, rid in enumerate(todo)}
         items: list[BulkItem | None] = [None] * len(todo)
 
         def keep(item: BulkItem) -> None:
             items[order[item.recording_id]] = item
 
-        await self._export(todo, dest, leg, concurrency, overwrite, on_item, shard, lease_seconds, keep)
+        await self._export(todo, len(todo), dest, leg, concurrency, overwrite, on_item, part, lease, progress, keep)
         return [item for item in items if item is not None]
 
     async def _export_counts(
@@ -298,10 +308,13 @@ class AsyncClientBase(BaseClient):
         on_item: Callable[[BulkItem], None] | None,
         shard: object,
         lease_seconds: object,
+        progress: ExportProgress | None,
     ) -> ExportSummary:
+        check_count("concurrency", concurrency, minimum=1)
+        part, lease = check_shard(shard), check_lease_seconds(lease_seconds)
         summary = ExportCounter()
-        unique = iter_unique_ids(ids)
-        await self._export(unique, dest, leg, concurrency, overwrite, on_item, shard, lease_seconds, summary.add)
+        todo = in_shard(iter_unique_ids(ids), part)
+        await self._export(todo, None, dest, leg, concurrency, overwrite, on_item, part, lease, progress, summary.add)
         return summary.summary()
 
     def _link(self, recording_id: str, leg: str | None, margin: object) -> AsyncLink:
@@ -412,19 +425,23 @@ class AsyncFeatherClient(AsyncClientBase):
         on_item: Callable[[BulkItem], None] | None = None,
         shard: tuple[int, int] | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        progress: ExportProgress | None = None,
         dest_dir: DestinationLike | None = None,
     ) -> list[BulkItem]:
         """Download many recordings into ``dest`` (a folder, an object-store URL or store), ``concurrency`` at a
         time, with a manifest there; ``shard=(k, n)`` takes only shard k of n of the ids (by a stable hash).
 
         Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
-        ``on_item(item)`` is called as each one finishes. In a bucket the run holds a lease of
+        ``on_item(item)`` is called as each one finishes; ``progress`` (an ``ExportProgress``) counts them, for a
+        poll from another thread. In a bucket the run holds a lease of
         ``lease_seconds`` (renewed as it goes; the longest a crashed run blocks its prefix and shard).
         ``dest_dir=`` is the old name of ``dest`` (deprecated).
         """
         where = pick_dest(dest, dest_dir)
         leg_ = check_leg(leg)
-        return await self._download_many(ids, where, leg_, concurrency, overwrite, on_item, shard, lease_seconds)
+        return await self._download_many(
+            ids, where, leg_, concurrency, overwrite, on_item, shard, lease_seconds, progress
+        )
 
     async def export(
         self,
@@ -437,6 +454,7 @@ class AsyncFeatherClient(AsyncClientBase):
         on_item: Callable[[BulkItem], None] | None = None,
         shard: tuple[int, int] | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        progress: ExportProgress | None = None,
     ) -> ExportSummary:
         """``download_many`` for backfills of any size: ``ids`` is read as the run goes (a generator, a file),
         no BulkItem is kept, and only the counts come back; ``on_item`` sees each item as it finishes.
@@ -444,7 +462,9 @@ class AsyncFeatherClient(AsyncClientBase):
         An id that is not valid stops the run where it is read (the items before it are done and recorded).
         """
         leg_ = check_leg(leg)
-        return await self._export_counts(ids, dest, leg_, concurrency, overwrite, on_item, shard, lease_seconds)
+        return await self._export_counts(
+            ids, dest, leg_, concurrency, overwrite, on_item, shard, lease_seconds, progress
+        )
 
     def link(
         self, recording_id: str, *, leg: Leg = "main", margin: float | timedelta = DEFAULT_EXPIRY_MARGIN
@@ -533,18 +553,22 @@ class AsyncSiroClient(AsyncClientBase):
         on_item: Callable[[BulkItem], None] | None = None,
         shard: tuple[int, int] | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        progress: ExportProgress | None = None,
         dest_dir: DestinationLike | None = None,
     ) -> list[BulkItem]:
         """Download many recordings into ``dest`` (a folder, an object-store URL or store), ``concurrency`` at a
         time, with a manifest there; ``shard=(k, n)`` takes only shard k of n of the ids (by a stable hash).
 
         Continues past failures and returns one BulkItem per id (downloaded, skipped, or failed);
-        ``on_item(item)`` is called as each one finishes. In a bucket the run holds a lease of
+        ``on_item(item)`` is called as each one finishes; ``progress`` (an ``ExportProgress``) counts them, for a
+        poll from another thread. In a bucket the run holds a lease of
         ``lease_seconds`` (renewed as it goes; the longest a crashed run blocks its prefix and shard).
         ``dest_dir=`` is the old name of ``dest`` (deprecated).
         """
         where = pick_dest(dest, dest_dir)
-        return await self._download_many(ids, where, None, concurrency, overwrite, on_item, shard, lease_seconds)
+        return await self._download_many(
+            ids, where, None, concurrency, overwrite, on_item, shard, lease_seconds, progress
+        )
 
     async def export(
         self,
@@ -556,13 +580,16 @@ class AsyncSiroClient(AsyncClientBase):
         on_item: Callable[[BulkItem], None] | None = None,
         shard: tuple[int, int] | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        progress: ExportProgress | None = None,
     ) -> ExportSummary:
         """``download_many`` for backfills of any size: ``ids`` is read as the run goes (a generator, a file),
         no BulkItem is kept, and only the counts come back; ``on_item`` sees each item as it finishes.
 
         An id that is not valid stops the run where it is read (the items before it are done and recorded).
         """
-        return await self._export_counts(ids, dest, None, concurrency, overwrite, on_item, shard, lease_seconds)
+        return await self._export_counts(
+            ids, dest, None, concurrency, overwrite, on_item, shard, lease_seconds, progress
+        )
 
     def link(self, recording_id: str, *, margin: float | timedelta = DEFAULT_EXPIRY_MARGIN) -> AsyncLink:
         """A link whose ``await get()`` returns a URL with more than ``margin`` seconds left, re-minting as needed."""

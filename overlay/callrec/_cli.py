@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
 
 import attrs
@@ -34,13 +36,15 @@ from ._errors import (
     RecordingUnavailableError,
 )
 from ._lease import LEASE_SECONDS
-from ._validate import LEGS, check_shard, resolve_credential
+from ._progress import ExportProgress
+from ._validate import LEGS, check_recording_id, check_shard, resolve_credential
 from ._vendors import FEATHER, SIRO, Vendor
 
+log = logging.getLogger("callrec")
+
 if TYPE_CHECKING:
-    from ._budget import RateStats
-    from ._bulk import BulkItem
     from ._download import DownloadResult, ProgressCallback
+    from ._results import BulkItem, ExportSummary
     from ._signed_url import SignedUrl
 
 __all__ = ["main"]
@@ -111,8 +115,52 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _error(message: str) -> None:
-    click.echo(f"callrec: error: {message}", err=True)
+def _error(message: str, *, kind: str = "error", fields: dict[str, Any] | None = None) -> None:
+    """One line on stderr: ``callrec: error: ...`` (``failed``: an item), or a JSON object (``--log-format json``)."""
+    if _log_format() == "json":
+        record = {"time": _now_iso(), "level": "ERROR", "kind": kind, "message": message, **(fields or {})}
+        click.echo(json.dumps(record, ensure_ascii=False), err=True)
+    else:
+        click.echo(f"callrec: {kind}: {message}", err=True)
+
+
+def _log_format() -> str:
+    ctx = click.get_current_context(silent=True)
+    settings = ctx.find_object(_Settings) if ctx is not None else None
+    return settings.log_format if settings is not None else "text"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class _JsonFormatter(logging.Formatter):
+    """``--log-format json``: one object a line, ``time``, ``level``, ``message`` and a status line's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "kind": "status" if hasattr(record, "callrec_fields") else "log",
+            "message": record.getMessage(),
+        }
+        data.update(getattr(record, "callrec_fields", {}))
+        return json.dumps(data, ensure_ascii=False)
+
+
+def _configure_logging(log_format: str, level: int = logging.WARNING) -> None:
+    """The ``callrec`` logger on stderr, from ``level`` (long runs: INFO, for status lines, leases, adoptions)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("callrec: %(message)s"))
+    handler.set_name("callrec-cli")
+    for old in [h for h in log.handlers if h.get_name() == "callrec-cli"]:
+        log.removeHandler(old)
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
 
 
 class _Failed(Exception):
@@ -138,8 +186,14 @@ def _reporting(vendor: str | None) -> Iterator[None]:
 
 class _Settings:
     def __init__(
-        self, base_url: str | None, timeout: float | None, max_retries: int | None, rate_limit: float | None = None
+        self,
+        base_url: str | None,
+        timeout: float | None,
+        max_retries: int | None,
+        rate_limit: float | None = None,
+        log_format: str = "text",
     ) -> None:
+        self.log_format = log_format
         self.base_url = base_url
         self.timeout = timeout
         self.max_retries = max_retries
@@ -231,21 +285,37 @@ def _rate_limit(_ctx: click.Context, _param: click.Parameter, value: float | Non
     callback=_rate_limit,
     help="API requests per second never to exceed (default: found from the API's 429s).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="stderr's status lines, log lines and errors: text, or one JSON object a line.",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, base_url: str | None, timeout: float | None, max_retries: int | None, rate_limit: float | None
+    ctx: click.Context,
+    base_url: str | None,
+    timeout: float | None,
+    max_retries: int | None,
+    rate_limit: float | None,
+    log_format: str,
 ) -> None:
     """Get call recordings (signed URLs and audio) from Feather AI and Siro.
 
     Credentials come only from the environment: FEATHER_API_KEY, SIRO_AUTH_TOKEN.
     """
-    ctx.obj = _Settings(base_url, timeout, max_retries, rate_limit)
+    ctx.obj = _Settings(base_url, timeout, max_retries, rate_limit, log_format)
+    _configure_logging(log_format)
 
 
 _leg_option = click.option(
     "--leg", type=click.Choice(LEGS), default="main", show_default=True, help="Which leg of the call."
 )
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+_json_lines_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON object per line: each finished item, then a summary."
+)
 _overwrite_option = click.option("--overwrite", is_flag=True, help="Replace an existing file.")
 
 
@@ -397,46 +467,59 @@ async def _bulk(
     ids: list[str],
     dest: str,
     leg: str | None,
-    concurrency: int,
-    overwrite: bool,
-    shard: tuple[int, int] | None,
-    lease_seconds: float,
-) -> tuple[list[BulkItem], int]:
-    """The items, and how many throttled answers (429/503) the run got."""
-    kwargs: dict[str, Any] = {
-        "concurrency": concurrency,
-        "overwrite": overwrite,
-        "shard": shard,
-        "lease_seconds": lease_seconds,
-    }
+    kwargs: dict[str, Any],
+    progress: ExportProgress,
+    on_item: Callable[[BulkItem], None],
+    stats_every: float | None,
+) -> ExportSummary:
+    """The run (``export``: no item kept), with the bar on a terminal or a status line every ``stats_every`` s."""
     async with settings.async_client(vendor) as client:
-        if not _show_progress():
-            items: list[BulkItem] = await client.download_many(ids, dest, **kwargs, **_leg_kwargs(vendor, leg))
-            return items, client.rate_stats().throttled
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-            total = sum(1 for _ in in_shard(dict.fromkeys(ids), shard))
-            task = bar.add_task("recordings", total=total, rate="")
-
-            def advance(_item: BulkItem) -> None:
-                bar.update(task, advance=1, rate=_rate_text(client.rate_stats()))
-
-            items = await client.download_many(ids, dest, **kwargs, on_item=advance, **_leg_kwargs(vendor, leg))
-            return items, client.rate_stats().throttled
+        run = client.export(ids, dest, **kwargs, progress=progress, on_item=on_item, **_leg_kwargs(vendor, leg))
+        if stats_every is None:
+            return await _with_bar(run, progress)
+        if stats_every <= 0:
+            return await run  # type: ignore[no-any-return]
+        ticker = asyncio.ensure_future(_tick(progress, stats_every))
+        try:
+            summary: ExportSummary = await run
+        finally:
+            ticker.cancel()
+        _status_line(progress)  # the last line: equal to the summary
+        return summary
 
 
-def _rate_text(stats: RateStats) -> str:
-    """The progress bar's rate column: API requests per second now, and the throttled answers so far."""
-    return f"{stats.rate:.1f} req/s, throttled {stats.throttled}"
+async def _tick(progress: ExportProgress, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        _status_line(progress)
+
+
+def _status_line(progress: ExportProgress) -> None:
+    snapshot = progress.snapshot()
+    log.info("%s", snapshot.line(), extra={"callrec_fields": snapshot.as_dict()})
+
+
+async def _with_bar(run: Any, progress: ExportProgress) -> ExportSummary:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("recordings", total=progress.total, rate="")
+        work = asyncio.ensure_future(run)
+        while not work.done():
+            snapshot = progress.snapshot()
+            bar.update(
+                task, completed=snapshot.done, rate=f"{snapshot.api_rate:.1f} req/s, throttled {snapshot.throttled}"
+            )
+            await asyncio.wait({work}, timeout=0.2)
+        return work.result()  # type: ignore[no-any-return]
 
 
 def _download_many(
@@ -450,22 +533,46 @@ def _download_many(
     as_json: bool,
     shard: tuple[int, int] | None,
     lease_seconds: float,
+    stats: float | None,
 ) -> int:
+    kwargs: dict[str, Any] = {
+        "concurrency": concurrency,
+        "overwrite": overwrite,
+        "shard": shard,
+        "lease_seconds": lease_seconds,
+    }
+    failures: list[BulkItem] = []
+
+    def on_item(item: BulkItem) -> None:
+        if item.status == "failed":
+            failures.append(item)
+        if as_json:  # one line per finished item, as it finishes
+            _print_json({"type": "item", **_item_json(item)})
+
+    progress = ExportProgress()
+    _configure_logging(settings.log_format, logging.INFO)
     with _reporting(vendor):
-        ids = read_ids(ids_file)
-        run = _bulk(settings, vendor, ids, dest_dir, leg, concurrency, overwrite, shard, lease_seconds)
-        items, throttled = asyncio.run(run)
-    counts = {status: sum(item.status == status for item in items) for status in ("downloaded", "skipped", "failed")}
-    counts["throttled"] = throttled
-    failures = [item for item in items if item.status == "failed"]
+        ids = [check_recording_id(rid) for rid in read_ids(ids_file)]  # all checked before anything is sent
+        progress.total = sum(1 for _ in in_shard(dict.fromkeys(ids), check_shard(shard)))
+        if stats is None and not _show_progress():
+            stats = DEFAULT_STATS_SECONDS
+        run = _bulk(settings, vendor, ids, dest_dir, leg, kwargs, progress, on_item, stats)
+        summary = asyncio.run(run)
+    snapshot = progress.snapshot()
+    counts = {
+        "downloaded": summary.downloaded,
+        "skipped": summary.skipped,
+        "failed": summary.failed,
+        "throttled": snapshot.throttled,
+    }
     if as_json:
-        _print_json({**counts, "items": [_item_json(item) for item in items]})
+        _print_json({"type": "summary", **counts, "bytes": summary.bytes, "elapsed": round(snapshot.elapsed, 3)})
     else:
         click.echo(", ".join(f"{status} {n}" for status, n in counts.items()))
     for item in failures:
         where = f"{item.recording_id} ({item.leg})" if item.leg else item.recording_id
         reason = _describe(item.error) if item.error is not None else "failed"
-        click.echo(f"callrec: failed: {where}: {reason}", err=True)
+        _error(f"{where}: {reason}", kind="failed", fields={"recording_id": item.recording_id, "leg": item.leg})
     return 1 if failures else 0
 
 
@@ -496,6 +603,16 @@ def _shard(_ctx: click.Context, _param: click.Parameter, value: str | None) -> t
         raise click.BadParameter(str(exc)) from None
 
 
+#: A status line this often (seconds) when stderr is not a terminal and --stats is not given (rclone's default).
+DEFAULT_STATS_SECONDS = 60.0
+
+_stats_option = click.option(
+    "--stats",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="A status line on stderr every SECONDS (default: 60 without a terminal; a terminal shows a bar); 0: none.",
+)
 _lease_option = click.option(
     "--lease-seconds",
     type=click.FloatRange(min=1.0),
@@ -520,9 +637,10 @@ _concurrency_option = click.option(
 @_concurrency_option
 @_shard_option
 @_lease_option
+@_stats_option
 @_leg_option
 @_overwrite_option
-@_json_option
+@_json_lines_option
 @click.pass_obj
 def download_many_feather(
     settings: _Settings,
@@ -531,13 +649,14 @@ def download_many_feather(
     concurrency: int,
     shard: tuple[int, int] | None,
     lease_seconds: float,
+    stats: float | None,
     leg: str,
     overwrite: bool,
     as_json: bool,
 ) -> int:
     """Download many Feather calls' recordings."""
     return _download_many(
-        settings, "feather", ids_file, dest_dir, leg, concurrency, overwrite, as_json, shard, lease_seconds
+        settings, "feather", ids_file, dest_dir, leg, concurrency, overwrite, as_json, shard, lease_seconds, stats
     )
 
 
@@ -547,8 +666,9 @@ def download_many_feather(
 @_concurrency_option
 @_shard_option
 @_lease_option
+@_stats_option
 @_overwrite_option
-@_json_option
+@_json_lines_option
 @click.pass_obj
 def download_many_siro(
     settings: _Settings,
@@ -557,12 +677,13 @@ def download_many_siro(
     concurrency: int,
     shard: tuple[int, int] | None,
     lease_seconds: float,
+    stats: float | None,
     overwrite: bool,
     as_json: bool,
 ) -> int:
     """Download many Siro recordings."""
     return _download_many(
-        settings, "siro", ids_file, dest_dir, None, concurrency, overwrite, as_json, shard, lease_seconds
+        settings, "siro", ids_file, dest_dir, None, concurrency, overwrite, as_json, shard, lease_seconds, stats
     )
 
 
