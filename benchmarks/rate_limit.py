@@ -2,11 +2,18 @@
 
 The API (callrec.testing in its own process) allows R requests/s, a token bucket holding 5, and answers
 429 with `Retry-After: 1` beyond that. The ideal is N / R seconds; the figure is recordings/s against R.
+`fleet()` runs W processes on shards 1/W..W/W of the same ids against one such API (a limit they share).
+
+Usage (one fleet worker, as `fleet()` starts it):
+`python -m benchmarks.rate_limit --worker BASE_URL KEY COUNT K W RATE_LIMIT|none FLAVOUR CONCURRENCY`
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,23 +53,69 @@ def server(count: int, per_second: float) -> Iterator[dict[str, str]]:
         yield info
 
 
-def export(info: Mapping[str, str], flavour: str, count: int, concurrency: int, rate_limit: float | None) -> Run:
-    """download_many of r0..r<count-1> into a fresh folder, timed."""
+def export(
+    info: Mapping[str, str],
+    flavour: str,
+    count: int,
+    concurrency: int,
+    rate_limit: float | None,
+    shard: tuple[int, int] | None = None,
+) -> Run:
+    """download_many of r0..r<count-1> (or one shard of them) into a fresh folder, timed."""
     ids = [f"r{i}" for i in range(count)]
     key, base = info["FEATHER_API_KEY"], info["FEATHER_BASE_URL"]
     with tempfile.TemporaryDirectory(prefix="callrec-bench-rl-") as folder:
         started = time.perf_counter()
         if flavour == "sync":
             with callrec.FeatherClient(key, base_url=base, rate_limit=rate_limit) as client:
-                items = client.download_many(ids, Path(folder), concurrency=concurrency)
+                items = client.download_many(ids, Path(folder), concurrency=concurrency, shard=shard)
                 throttled = client.rate_stats().throttled
         else:
 
             async def go() -> tuple[list[callrec.BulkItem], int]:
                 async with callrec.AsyncFeatherClient(key, base_url=base, rate_limit=rate_limit) as client:
-                    done = await client.download_many(ids, Path(folder), concurrency=concurrency)
+                    done = await client.download_many(ids, Path(folder), concurrency=concurrency, shard=shard)
                     return done, client.rate_stats().throttled
 
             items, throttled = asyncio.run(go())
         seconds = time.perf_counter() - started
-    return Run(seconds, throttled, sum(item.status == "failed" for item in items), count)
+    return Run(seconds, throttled, sum(item.status == "failed" for item in items), len(items))
+
+
+def fleet(
+    info: Mapping[str, str], workers: int, flavour: str, count: int, concurrency: int, rate_limit: float | None
+) -> Run:
+    """``workers`` processes, each exporting its shard with ``rate_limit`` (None: each finds the limit alone).
+
+    The run's time is the slowest worker's; throttled and failed are summed.
+    """
+    argv = [sys.executable, "-m", "benchmarks.rate_limit", "--worker", info["FEATHER_BASE_URL"]]
+    argv += [info["FEATHER_API_KEY"], str(count)]
+    tail = ["none" if rate_limit is None else str(rate_limit), flavour, str(concurrency)]
+    env = _servers._env()
+    procs = [
+        subprocess.Popen([*argv, str(k), str(workers), *tail], stdout=subprocess.PIPE, text=True, env=env)
+        for k in range(1, workers + 1)
+    ]
+    runs = [Run(**json.loads(proc.communicate()[0].strip().splitlines()[-1])) for proc in procs]
+    return Run(
+        max(run.seconds for run in runs),
+        sum(run.throttled for run in runs),
+        sum(run.failed for run in runs),
+        sum(run.count for run in runs),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rate_limit", description=__doc__)
+    parser.add_argument("--worker", nargs=8, required=True, metavar="ARG", help="see the usage line above")
+    base, key, count, k, workers, rate_limit, flavour, concurrency = parser.parse_args(argv).worker
+    info = {"FEATHER_BASE_URL": base, "FEATHER_API_KEY": key}
+    limit = None if rate_limit == "none" else float(rate_limit)
+    run = export(info, flavour, int(count), int(concurrency), limit, (int(k), int(workers)))
+    print(json.dumps({"seconds": run.seconds, "throttled": run.throttled, "failed": run.failed, "count": run.count}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,24 +19,30 @@ What it does:
   the rate drops; requests already waiting are rescheduled after the pause at the
   new rate (each ticket carries the epoch it was scheduled in), so the pause does
   not end in a stampede.
-- **Adaptive rate**: CUBIC (as botocore's ``adaptive`` retry mode,
-  ``botocore/retries/throttling.py``) with a slow start in front. On the first
-  throttle of an unpaced client the rate is set from what its first burst got
-  served, then doubles every ``DOUBLING`` s until the next throttle (a first burst
-  says little about the limit). After that each throttle episode drops the rate to
-  ``BETA`` times the origin's capacity (what it served over the last second of
-  sending; 0.9 when measured so, else 0.8 of the pacing rate) and the rate grows
-  again as ``W_max * (1 + (1 - BETA) * ((t - K) / K)**3)``: back to the throttled
-  rate quickly at first, then slowly (a plateau, so few throttles once the limit is
-  found), then faster (a raised limit is found too). CUBIC rather than AIMD
-  because its growth is a function of time since the last throttle, not of the
-  number of answers: an API's token bucket refills by time, so the probe does not
-  speed up with concurrency; and because every episode costs the whole client a
-  ``Retry-After`` pause, the long plateau matters more than a fast probe. Unlike
-  botocore, ``K`` is fixed (``RECOVERY`` s) rather than growing with the rate, so
-  20 and 200 requests/s behave alike, and the cap "at most twice what is really
-  being sent" only stops growth. One throttle episode lowers the rate once:
-  answers to requests sent before the last decrease were caused by the old rate.
+- **Adaptive rate**: a slow start, then "hold and probe". On the first throttle of an unpaced client the rate is
+  set from what its first burst got served, then doubles every ``DOUBLING`` s until the next throttle. That one
+  sets a rough hold rate (``START_HOLD`` x what the last half second got served) and a first, fast probe. From
+  then on the rate holds at a rate that held (``_good``) for a plateau, then probes above it a few percent a
+  second (``PROBE_SLOPE``; beyond ``PROBE_RANGE`` the limit is not near, and it doubles every ``PROBE_DOUBLING``
+  s). A throttle while probing keeps the hold rate (or raises it to ``HOLD`` x what was served, never above a hold
+  rate that failed); when it lands where the last one did (within ``SAME``) the next plateau is ``PLATEAU_GROWTH``
+  times longer, up to ``PLATEAU_MAX``: a stable limit is probed, and a ``Retry-After`` paid, less and less often
+  (the TCP CUBIC plateau, made to lengthen). A throttle while holding means the limit fell or a peer sharing it
+  grew: the hold rate falls to ``DECREASE`` x what was served, and the plateau shortens. A throttle with a
+  ``Retry-After`` restarts at the hold rate itself (the pause refilled the origin's bucket); one without starts
+  ``BETA`` lower and climbs back in ``RECOVERY`` s. What was served is measured over the sending since the last
+  pause (the pause that the throttle itself starts is not counted as idle sending: it was).
+
+  Why it changed (it was CUBIC with a fixed ``K`` of 8 s, falling to 0.8-0.9 of what was served on each
+  throttle): each CUBIC cycle cost a whole-client ``Retry-After`` pause plus a climb from 0.9 x, so a 40-60 s
+  export at an unknown limit ran at 0.84x of N/R at 60/s and 0.77x at 20/s; and a fleet worker that fell low
+  stayed low (growth proportional to its own rate, and the "twice what is sent" cap measured over one second
+  pinned any rate under 1/s), so 4 workers reached 0.63-0.69x and one sat under 1 request/s for ten minutes. Now
+  the cap counts the request going, and a probe that finds no limit near doubles, so the floor (``MIN_RATE``) is
+  left within seconds once answers succeed. Measured (loopback, burst 5, 429 + ``Retry-After: 1``, concurrency
+  16, async, 3,600 items): 0.84x -> 0.84x at 60/s (0.5% 429; the fake-clock simulation of the same server gives
+  0.90x, 0.97x in steady state: the plateau holds there, the start-up costs the rest). The fleet (4 x 60/s)
+  no longer collapses (every worker >= 10/s) but is still at ~0.75x. See the README's "Rate limits".
 
 Stats for progress displays: :meth:`RequestBudget.stats`.
 """
@@ -55,8 +61,8 @@ import attrs
 
 __all__ = [
     "BETA",
-    "BETA_MEASURED",
     "BURST",
+    "HOLD",
     "MIN_RATE",
     "RECOVERY",
     "SEND_BURST",
@@ -75,12 +81,35 @@ log = logging.getLogger("callrec")
 THROTTLE_STATUSES = frozenset({429, 503})
 #: The rate never falls below this (requests per second): a throttled client still makes progress.
 MIN_RATE = 0.5
-#: How far the rate falls on a throttle (botocore: 0.7; see the module docstring) ...
+#: Without a Retry-After pause, the rate starts again at this fraction of the hold rate (botocore: 0.7) ...
 BETA = 0.8
-#: ... and when the origin's capacity was measured (a second of throttled sending): the plateau is known.
-BETA_MEASURED = 0.9
-#: Seconds CUBIC takes to climb back to the rate that was throttled (then it probes above it, slowly at first).
-RECOVERY = 8.0
+#: ... and climbs back to it in this many seconds (CUBIC's concave part).
+RECOVERY = 2.0
+#: The throttle that ends a slow start: what was served over this last stretch (seconds) ...
+START_WINDOW = 0.5
+#: After a probe found the limit, the rate holds at this fraction of what the origin served.
+HOLD = 0.95
+#: ... times this is a first, rough hold rate.
+START_HOLD = 0.85
+#: A throttle while holding (the limit fell, or a peer sharing it took more): the hold rate falls by this factor.
+DECREASE = 0.9
+#: A probe's throttle served within this fraction above the hold rate: the limit is where it was.
+SAME = 0.1
+#: The first hold after a change lasts this long (seconds) ...
+PLATEAU_MIN = 2.0
+#: ... each probe that finds the limit where it was multiplies it by this ...
+PLATEAU_GROWTH = 4.0
+#: ... up to this (seconds): a stable limit is probed (and a Retry-After paid) about once per PLATEAU_MAX.
+PLATEAU_MAX = 32.0
+#: Probing above a limit that held: the rate grows by this fraction of the hold rate per second ...
+PROBE_SLOPE = 0.03
+#: ... or by this much when the last hold did not hold or the limit moved ...
+PROBE_SLOPE_FAST = 0.1
+#: ... up to this fraction above it; beyond, the limit is not near, and the rate doubles every PROBE_DOUBLING s.
+PROBE_RANGE = 0.15
+PROBE_DOUBLING = 0.5
+#: What the origin served is measured over this trailing window (seconds): a longer one dilutes its burst.
+CAPACITY_WINDOW = 1.0
 #: Requests the bucket lets through back to back once paced (1: evenly spaced, never a burst).
 BURST = 1
 #: With a rate_limit, at most this many requests go out within 1/R of each other (late waiters, see RequestBudget).
@@ -97,8 +126,6 @@ RELIABLE_SPAN = 0.5
 GROWTH_STEP = 1.02
 #: With ``rate_limit=R`` requests are paced at R times this: under R, with slack for a late bunch to refill.
 LIMIT_MARGIN = 0.97
-#: A measured capacity fades by this factor per second (halves in about a minute and a half).
-KNOWN_DECAY = 0.992
 #: After the first throttle the rate doubles this often (seconds) until the next one: slow start.
 DOUBLING = 0.25
 #: Longest pause a Retry-After can impose (seconds), as the retry policy's cap (``_constants.MAX_RETRY_AFTER``).
@@ -190,13 +217,15 @@ class RequestBudget:
         self._served_at: collections.deque[float] = collections.deque()
         self._first_send: float | None = None
         self._slow_start = False
-        self._start_rate: float | None = None
-        self._beta = BETA
-        self._known = 0.0  # the highest capacity measured at a throttle, decaying (KNOWN_DECAY per second)
-        self._known_at = 0.0
-        # CUBIC state
-        self._w_max = self.ceiling or 0.0
-        self._k = 0.0
+        # After a throttle: the rate that held (``_good``), how long to hold it before probing above it, and how
+        # many probes in a row found the limit where it was.
+        self._good = self.ceiling or MIN_RATE
+        self._start = self._good
+        self._plateau = PLATEAU_MIN
+        self._stable = 0
+        self._fast = False  # probe fast: the hold rate is a rough guess (just out of the slow start)
+        self._bad = math.inf  # the lowest hold rate that was throttled (until a probe is served more)
+        self._phase_start = -math.inf
         self._last_drop = -math.inf
 
     # -- before a request -------------------------------------------------
@@ -263,12 +292,17 @@ class RequestBudget:
         return self._rate_of(self._sends, self._clock())
 
     def _rate_of(
-        self, times: collections.deque[float], now: float, window: float = MEASURE_WINDOW, floor: float = MIN_SPAN
+        self,
+        times: collections.deque[float],
+        now: float,
+        window: float = MEASURE_WINDOW,
+        floor: float = MIN_SPAN,
+        paused_until: float | None = None,
     ) -> float:
         """Events per second in the trailing ``window``, over the time the client was sending (not paused) in it."""
         since = now - window
         count = sum(1 for t in list(times) if t >= since)
-        return count / min(max(self._active_span(now), floor), window)
+        return count / min(max(self._active_span(now, window, paused_until), floor), window)
 
     # -- after a request --------------------------------------------------
 
@@ -282,7 +316,7 @@ class RequestBudget:
                 served_at = self._served_at
                 now = self._clock()
                 served_at.append(now)
-                while served_at[0] < now - MEASURE_WINDOW:
+                while served_at[0] < now - CAPACITY_WINDOW:
                     served_at.popleft()
             return False
         if self.parent is not None and ticket.parent is not None:
@@ -290,13 +324,14 @@ class RequestBudget:
         now = self._clock()
         with self._lock:
             self._throttled += 1
+            previous_pause = self._pause_until  # measure over the sending since the last pause, not this one
             if retry_after is not None and retry_after > 0:
                 until = now + min(retry_after, MAX_PAUSE)
                 if until > self._pause_until:
                     self._pause_until = until
                     self._reschedule(now)
             if ticket.sent > self._last_drop:  # a new episode: this request was sent at the current rate
-                self._drop(now, status, retry_after)
+                self._drop(now, status, retry_after, previous_pause)
         return True
 
     def served_since(self, ticket: Ticket) -> bool:
@@ -307,61 +342,75 @@ class RequestBudget:
         """
         return self._served > ticket.served
 
-    def _drop(self, now: float, status: int, retry_after: float | None) -> None:
-        """A new throttle episode: the rate falls to BETA times the origin's measured capacity.
+    def _drop(self, now: float, status: int, retry_after: float | None, previous_pause: float) -> None:
+        """A new throttle episode: what the origin served says where the limit is; the rate goes back under it.
 
-        The capacity is the rate the origin served over the last second, when the client has been sending (not
-        paused) for at least RELIABLE_SPAN of it: an origin that throttles serves exactly its limit. With less to
-        go on it is the pacing rate. The first throttle of an unpaced client starts a slow start: the served
-        count of a first burst says little about the limit, so the rate then doubles every DOUBLING seconds until
-        the next throttle, and CUBIC takes over from there.
+        The first throttle of an unpaced client starts a slow start (its first burst says little about the limit).
+        The throttle that ends a slow start gives a first, rough hold rate. After that a throttle either lands while
+        probing above the hold rate (the hold rate was sustainable: keep it, or raise it to ``HOLD`` x what was
+        served, and hold longer next time if the limit is where it was) or while holding (the limit fell, or a
+        peer sharing it grew: the hold rate falls to ``DECREASE`` x what was served, and the next hold is short).
         """
-        sending = self._rate_of(self._sends, now)
-        served = self._rate_of(self._served_at, now)
-        span = self._active_span(now)
-        beta = BETA
-        if self._rate is None:  # the first throttle: what the first burst got served, then a slow start
-            base = served if served > 0 else sending
-        elif self._slow_start:  # the rate doubled every DOUBLING s: only its last stretch was above the limit
-            recent = self._rate_of(self._served_at, now, DOUBLING, floor=0.05)
-            base = min(recent, self._rate) if recent > 0 else self._rate
-        elif span >= RELIABLE_SPAN:  # enough sending to go on: what was served is the capacity
-            base = min(served if served > 0 else sending, sending, self._rate)
-            beta = BETA_MEASURED if served > 0 else BETA
-            if served > 0:
-                self._known = max(self._known * KNOWN_DECAY ** (now - self._known_at), served)
-                self._known_at = now
-        else:  # just after a pause: too little sending to measure anything
-            base = self._rate
-        base = max(base, MIN_RATE)
-        if self.ceiling is not None:
-            base = min(base, self.ceiling)
+        sending = self._rate_of(self._sends, now, paused_until=previous_pause)
+        served = self._rate_of(self._served_at, now, CAPACITY_WINDOW, paused_until=previous_pause)
+        span = self._active_span(now, paused_until=previous_pause)
         old = self._rate
-        # Leaving a slow start, the rate that was throttled overshot the limit: CUBIC's fast-convergence rule
-        # puts the plateau below it, at (1 + BETA) / 2 of it.
-        self._w_max = base * (1 + beta) / 2 if self._slow_start else base
-        self._beta = beta
-        self._slow_start = old is None and self.ceiling is None
-        # Told the limit, a throttle is most likely jitter at the limit: back to it sooner (CUBIC never goes above).
-        self._k = RECOVERY if self.ceiling is None else RECOVERY / 4
+        t = now - self._phase_start
+        if old is None:  # the first throttle: what the first burst got served, then a slow start
+            base = served if served > 0 else sending
+            self._slow_start = self.ceiling is None
+            self._good = max(BETA * base, MIN_RATE)
+            kind = "first"
+        elif self._slow_start:  # the rate doubled up to a throttle: what was served in its last second, roughly
+            self._slow_start = False
+            recent = self._rate_of(self._served_at, now, START_WINDOW, 0.05, previous_pause)
+            self._good = START_HOLD * (min(recent, old) if recent > 0 else old)
+            self._stable, self._plateau, self._fast = 0, 0.0, True
+            kind = "slow start"
+        else:
+            measured = min(served, old) if span >= RELIABLE_SPAN and served > 0 else old
+            if t >= self._plateau and old > self._good:  # probing above a rate that held for the whole plateau
+                if measured <= self._good / HOLD * (1 + SAME):  # the limit is where it was: hold it, and longer
+                    self._stable += 1
+                    self._plateau = min(max(self._plateau * PLATEAU_GROWTH, PLATEAU_MIN), PLATEAU_MAX)
+                    kind = "probe, same limit"
+                    self._fast = False
+                else:  # found higher: hold under what was served
+                    self._stable, self._plateau = 0, PLATEAU_MIN
+                    kind = "probe, higher limit"
+                    self._fast = False
+                if measured > self._bad * (1 + SAME):
+                    self._bad = math.inf  # served well above a hold that failed: the limit rose
+                self._good = max(self._good, HOLD * min(measured, self._bad))
+            else:  # throttled at (or under) the hold rate: the limit is lower now
+                self._bad = min(self._bad, old)
+                self._good = min(self._good, measured) * DECREASE
+                self._stable, self._plateau = 0, max(self._plateau / PLATEAU_GROWTH, PLATEAU_MIN)
+                kind = "hold"
+                self._fast = False
+        self._good = max(self._good, MIN_RATE)
+        if self.ceiling is not None:
+            self._good = min(self._good, self.ceiling)
+        paused = retry_after is not None and retry_after > 0
+        # A Retry-After pause refills the origin's bucket: the hold rate can start at once. Without one the bucket
+        # is empty, so start lower and climb back to the hold rate in RECOVERY s (CUBIC's concave part).
+        self._start = self._good if paused or self._slow_start else max(self._good * BETA, MIN_RATE)
         self._last_drop = now
-        self._set_rate(max(base * beta, MIN_RATE))
-        self._start_rate = self._rate
+        self._phase_start = max(now, self._pause_until)
+        self._set_rate(self._start)
         self._reschedule(now)
         log.info(
-            "%s: request rate %s -> %.1f/s after a %d%s (sent %.1f/s, served %.1f/s; throttled %d so far)",
+            "%s: request rate %s -> %.1f/s after a %d%s (%s; sent %.1f/s, served %.1f/s; throttled %d so far)",
             self.label,
             "unpaced" if old is None else f"{old:.1f}/s",
             self._rate,
             status,
             "" if retry_after is None else f", pausing {min(retry_after, MAX_PAUSE):.2f} s",
+            kind,
             sending,
             served,
             self._throttled,
         )
-
-    def _start_rate_or_min(self) -> float:
-        return self._start_rate or MIN_RATE
 
     def _reschedule(self, now: float, *, sending: bool = False) -> None:
         """Void every reservation: waiting tickets are scheduled again (in the order they next ask) after the
@@ -378,34 +427,46 @@ class RequestBudget:
         self._tat = max(floor, self._pause_until)
         self._epoch += 1
 
-    def _active_span(self, now: float) -> float:
-        """Seconds of the trailing window in which the client was sending (not before its first request, not paused)."""
-        active_from = max(now - MEASURE_WINDOW, self._first_send if self._first_send is not None else now)
-        if self._pause_until <= now:
-            active_from = max(active_from, self._pause_until)
+    def _active_span(self, now: float, window: float = MEASURE_WINDOW, paused_until: float | None = None) -> float:
+        """Seconds of the trailing window in which the client was sending (not before its first request, not paused).
+
+        ``paused_until``: the pause to leave out (default: the current one, if it is over).
+        """
+        active_from = max(now - window, self._first_send if self._first_send is not None else now)
+        pause = self._pause_until if paused_until is None else paused_until
+        if pause <= now:
+            active_from = max(active_from, pause)
         return now - active_from
 
     def _grow(self, now: float) -> None:
-        """Growth since the last drop (under the lock, when a paced request goes): slow start, then CUBIC."""
+        """Growth since the last drop (under the lock, when a paced request goes): slow start, then hold and probe."""
         if self._last_drop == -math.inf or self._rate is None:
             return
-        t = max(now - max(self._last_drop, self._pause_until), 0.0)
+        t = max(now - max(self._phase_start, self._pause_until), 0.0)
+        good = self._good
         if self._slow_start:
-            target = self._start_rate_or_min() * 2.0 ** min(t / DOUBLING, 30.0)
-        else:
-            target = self._w_max * (1.0 + (1.0 - self._beta) * ((t - self._k) / self._k) ** 3)
-        # Far below a capacity measured recently (a drop measured in a bad second): back up to half of it at
-        # slow start's pace, not at CUBIC's, whose growth is proportional to the rate it fell to.
-        known = self._known * KNOWN_DECAY ** max(now - self._known_at, 0.0)
-        if self._rate < known / 2:
-            target = max(target, min(known / 2, self._start_rate_or_min() * 2.0 ** min(t / DOUBLING, 30.0)))
+            target = self._start * 2.0 ** min(t / DOUBLING, 30.0)
+        elif t < RECOVERY and self._start < good:  # concave climb back to the hold rate
+            target = good - (good - self._start) * (1.0 - t / RECOVERY) ** 3
+        elif t < self._plateau:
+            target = good
+        else:  # probe: slowly once the limit has held where it was, else fast; a limit not found near: doubling
+            tau = t - self._plateau
+            slope = PROBE_SLOPE_FAST if self._fast else PROBE_SLOPE
+            near = PROBE_RANGE / slope
+            if tau <= near:
+                target = good * (1.0 + slope * tau)
+            else:
+                target = good * (1.0 + PROBE_RANGE) * 2.0 ** min((tau - near) / PROBE_DOUBLING, 30.0)
         if self.ceiling is not None:
             target = min(target, self.ceiling)
         if target <= self._rate:
             return  # growth never lowers the rate: only a throttle does
-        # botocore's cap: at most twice what is really being sent, so a rate far above the demand cannot let the
-        # demand's own bursts through unpaced (a bucket of 5 refuses 16 requests sent at once at any rate).
-        target = max(min(target, 2.0 * self._rate_of(self._sends, now)), self._rate)
+        # botocore's cap: at most twice what is really being sent (the request going now included, so a slow
+        # rate can grow at all), so a rate far above the demand cannot let the demand's own bursts through unpaced
+        # (a bucket of 5 refuses 16 requests sent at once at any rate).
+        sent = self._rate_of(self._sends, now) + 1.0 / MEASURE_WINDOW
+        target = max(min(target, 2.0 * sent), self._rate)
         if target >= self._rate * GROWTH_STEP:
             self._set_rate(target)
             self._reschedule(now, sending=True)

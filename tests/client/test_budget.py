@@ -6,15 +6,19 @@ import itertools
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import callrec
 import pytest
 from callrec._budget import (
     BETA,
-    BETA_MEASURED,
+    DECREASE,
     DOUBLING,
     LIMIT_MARGIN,
     MIN_RATE,
+    PLATEAU_GROWTH,
+    PLATEAU_MIN,
+    PROBE_SLOPE,
     RECOVERY,
     SEND_BURST,
     Budgets,
@@ -138,7 +142,8 @@ def test_a_retry_after_pauses_every_waiter_and_every_new_request() -> None:
     # ends, and a new one after it, spaced at the lowered rate
     assert budget.wait(queued) == pytest.approx(0.1)
     assert send(budget, clock, queued).sent == pytest.approx(2.0)
-    assert send(budget, clock).sent == pytest.approx(2.0 + 1 / (BETA * 10.0 * LIMIT_MARGIN))
+    # the pause refilled the origin's bucket: the lowered rate starts at once, DECREASE under the one throttled
+    assert send(budget, clock).sent == pytest.approx(2.0 + 1 / (DECREASE * 10.0 * LIMIT_MARGIN))
 
 
 def test_a_throttle_without_retry_after_lowers_the_rate_but_pauses_nothing() -> None:
@@ -148,12 +153,14 @@ def test_a_throttle_without_retry_after_lowers_the_rate_but_pauses_nothing() -> 
     assert budget.paused_until == 0.0
     # the next request goes no sooner than one interval of the rate limit after the last one; then the lowered
     # rate spaces them, and it recovers
+    # without a pause the origin's bucket is empty: the rate starts at BETA of the lowered hold rate ...
+    assert budget.rate == pytest.approx(BETA * DECREASE * 10 * LIMIT_MARGIN)
     first = send(budget, clock).sent
     assert first == pytest.approx(1 / (10 * LIMIT_MARGIN))
-    second = send(budget, clock).sent
-    assert second - first == pytest.approx(1 / (BETA * 10))  # BETA times what was sent (one request in 0.1 s)
-    sent = [0.0, first, second] + [send(budget, clock).sent for _ in range(20)]
+    sent = [0.0, first] + [send(budget, clock).sent for _ in range(40)]
     assert min(b - a for a, b in itertools.pairwise(sent)) >= 1 / 10 - 1e-9  # never above the limit
+    # ... and climbs back to it within RECOVERY s (then holds it, then probes above)
+    assert sent[-1] > RECOVERY and budget.rate is not None and budget.rate >= DECREASE * 10 * LIMIT_MARGIN - 1e-9
 
 
 @pytest.mark.parametrize(
@@ -219,22 +226,22 @@ def measured_drop(limit: float, offered: float) -> tuple[RequestBudget, Clock, f
     return budget, clock, clock.now
 
 
-def test_a_throttle_after_a_second_of_sending_drops_to_beta_of_what_was_served() -> None:
+def test_a_throttle_while_holding_lowers_the_hold_rate_to_decrease_of_what_was_served() -> None:
     budget, _clock, _ = measured_drop(1000.0, 100.0)
-    assert budget.rate == pytest.approx(BETA_MEASURED * 99.0, rel=0.03)
+    # 99 served over the last second: the hold rate is DECREASE of it; without a pause, the rate starts at BETA of that
+    assert budget.rate == pytest.approx(BETA * DECREASE * 99.0, rel=0.03)
 
 
-def test_the_rate_recovers_along_cubic_and_probes_beyond() -> None:
+def test_after_a_throttle_the_rate_climbs_back_holds_then_probes_slowly() -> None:
     budget, clock, drop = measured_drop(1000.0, 100.0)
-    w_max = budget.rate / BETA_MEASURED  # type: ignore[operator]
-    k = RECOVERY / 4  # told its limit, a budget climbs back four times sooner (it never probes above the limit)
+    hold = DECREASE * 99.0
     seen = []
-    for t in (k / 2, k, 2 * k):
+    for t in (RECOVERY / 2, RECOVERY, PLATEAU_MIN, PLATEAU_MIN + 2.0):
         send_until(budget, clock, drop + t)
         seen.append(budget.rate)
-    cubic = [w_max * (1 + (1 - BETA_MEASURED) * x**3) for x in (-0.5, 0.0, 1.0)]
-    assert seen == pytest.approx(cubic, rel=0.1)  # concave back to W_max after RECOVERY s, then probing above
-    assert seen[0] < seen[1] < seen[2]
+    assert seen[0] < seen[1]  # concave back to the hold rate ...
+    assert seen[1:3] == pytest.approx([hold, hold], rel=0.03)  # ... held for the plateau ...
+    assert seen[3] == pytest.approx(hold * (1 + 2.0 * PROBE_SLOPE), rel=0.03)  # ... then probing a few % a second
 
 
 def test_a_rate_limit_is_never_exceeded_and_still_backs_off() -> None:
@@ -245,7 +252,7 @@ def test_a_rate_limit_is_never_exceeded_and_still_backs_off() -> None:
     assert len(sent) == 200 and sent[-1] >= 199 / (20 * LIMIT_MARGIN) - 1e-9
     assert min(b - a for a, b in itertools.pairwise(sent)) >= 1 / 20 - 1e-9
     budget.on_outcome(tickets[-1], 429)  # nothing reported served: the pacing rate drops
-    assert budget.rate == pytest.approx(BETA * 20.0 * LIMIT_MARGIN, rel=0.05)
+    assert budget.rate == pytest.approx(BETA * DECREASE * 20.0 * LIMIT_MARGIN, rel=0.05)
     clock.now += 600  # long after, and sending again: recovered, and capped at the limit's pacing rate
     send_until(budget, clock, clock.now + 2)
     assert budget.rate == pytest.approx(20.0 * LIMIT_MARGIN)
@@ -281,6 +288,103 @@ def test_a_rate_change_is_logged_at_info_without_urls(caplog: pytest.LogCaptureF
     assert record.levelno == logging.INFO
     assert record.getMessage().startswith("feather API: request rate unpaced -> ")
     assert "after a 429, pausing 1.50 s" in record.getMessage()
+
+
+# -- finding a limit nobody told -------------------------------------------------------------------------------------
+
+
+class Origin:
+    """A token bucket on the fake clock (``limit(t)`` requests/s, a burst of 5); beyond it, 429 + Retry-After: 1.
+
+    ``limit(t) == 0``: everything is throttled (an outage).
+    """
+
+    def __init__(self, clock: Clock, limit: Callable[[float], float], burst: int = 5) -> None:
+        self.clock, self.limit, self.burst = clock, limit, burst
+        self.tokens, self.at = float(burst), clock.now
+
+    def answer(self) -> int:
+        rate = self.limit(self.clock.now)
+        self.tokens = min(self.burst, self.tokens + (self.clock.now - self.at) * rate)
+        self.at = self.clock.now
+        if rate > 0 and self.tokens >= 1:
+            self.tokens -= 1
+            return 200
+        return 429
+
+
+def export(budget: RequestBudget, clock: Clock, origin: Origin, until: float) -> tuple[list[float], list[float]]:
+    """A demand far above the limit until ``until``, each answer told to the budget: (served times, throttle times)."""
+    served: list[float] = []
+    throttled: list[float] = []
+    while clock.now < until:
+        ticket = send(budget, clock)
+        clock.now += 0.001  # the answer comes a millisecond later
+        status = origin.answer()
+        budget.on_outcome(ticket, status, 1.0 if status == 429 else None)
+        (served if status == 200 else throttled).append(clock.now)
+    return served, throttled
+
+
+def rate_between(times: list[float], start: float, end: float) -> float:
+    return sum(start <= t < end for t in times) / (end - start)
+
+
+def episodes(throttled: list[float]) -> list[float]:
+    """When each throttle episode began (throttles less than the Retry-After apart belong to one)."""
+    starts: list[float] = []
+    for t in throttled:
+        if not starts or t - starts[-1] > 1.5:
+            starts.append(t)
+    return starts
+
+
+@pytest.mark.parametrize("limit", [20.0, 60.0])
+def test_a_stable_limit_is_held_near_and_probed_less_and_less_often(limit: float) -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    served, throttled = export(budget, clock, Origin(clock, lambda _t: limit), 240.0)
+    gaps = [b - a for a, b in itertools.pairwise(episodes(throttled))]
+    # the start (first burst, slow start, a first probe) takes a few episodes; then the plateau grows
+    # (PLATEAU_GROWTH x per probe that finds the limit where it was) up to PLATEAU_MAX
+    assert gaps[-1] >= PLATEAU_MIN * PLATEAU_GROWTH**2 and gaps[-1] > 4 * gaps[1]
+    assert len(episodes(throttled)) <= 14
+    assert rate_between(served, 120.0, 240.0) >= 0.93 * limit  # steady state: holding near the limit
+    assert len(throttled) / (len(served) + len(throttled)) <= 0.01
+
+
+def test_a_raised_limit_is_found() -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    origin = Origin(clock, lambda t: 20.0 if t < 120.0 else 40.0)
+    served, _ = export(budget, clock, origin, 120.0)
+    assert rate_between(served, 60.0, 120.0) >= 0.9 * 20.0
+    more, _ = export(budget, clock, origin, 180.0)
+    assert rate_between(more, 150.0, 180.0) >= 0.85 * 40.0  # found within PLATEAU_MAX plus a probe ...
+
+
+def test_a_lowered_limit_is_followed_within_seconds() -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    origin = Origin(clock, lambda t: 60.0 if t < 100.0 else 30.0)
+    export(budget, clock, origin, 100.0)
+    assert budget.rate is not None and budget.rate > 50.0
+    served, _ = export(budget, clock, origin, 130.0)
+    assert budget.rate <= 30.0  # a throttle while holding: DECREASE of what was served
+    assert rate_between(served, 105.0, 130.0) >= 0.8 * 30.0
+
+
+def test_the_rate_recovers_from_the_floor_within_seconds() -> None:
+    """However many throttles, the floor is a floor: once answers succeed the rate climbs back within seconds."""
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    origin = Origin(clock, lambda t: 0.0 if t < 60.0 else 50.0)  # a minute of throttling everything, then 50/s
+    export(budget, clock, origin, 60.0)
+    assert budget.rate == MIN_RATE
+    served, _ = export(budget, clock, origin, 90.0)
+    recovered = next(t for t in served if rate_between(served, t, t + 1.0) >= 25.0)
+    assert recovered - 60.0 <= 12.0
+    assert rate_between(served, 75.0, 90.0) >= 0.8 * 50.0
 
 
 # -- one budget per client and origin ----------------------------------------------------------------------------------
