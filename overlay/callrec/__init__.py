@@ -34,7 +34,7 @@ def __getattr__(name: str) -> str:
 
 from ._budget import RateStats
 from ._client import AsyncFeatherClient, AsyncSiroClient, FeatherClient, SiroClient
-from ._destinations import VerifyProblem, VerifyReport, verify
+from ._destinations import ExportStatus, LeaseInfo, ShardStatus, VerifyProblem, VerifyReport, status, verify
 from ._errors import (
     APIConnectionError,
     APIStatusError,
@@ -75,9 +75,11 @@ __all__ = [
     "DownloadResult",
     "ExportLockedError",
     "ExportProgress",
+    "ExportStatus",
     "ExportSummary",
     "FeatherClient",
     "InternalServerError",
+    "LeaseInfo",
     "Leg",
     "Link",
     "MissingCredentialsError",
@@ -88,6 +90,7 @@ __all__ = [
     "RateStats",
     "RecordingUnavailableError",
     "ServiceUnavailableError",
+    "ShardStatus",
     "SignedUrl",
     "SiroClient",
     "UnexpectedResponseError",
@@ -95,6 +98,7 @@ __all__ = [
     "VerifyProblem",
     "VerifyReport",
     "__version__",
+    "status",
     "verify",
 ]
 

@@ -729,6 +729,47 @@ def verify(dest: str, quick: bool, concurrency: int, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
+@cli.command(short_help="How far an export has got, per shard.")
+@click.argument("dest")
+@_json_option
+def status(dest: str, as_json: bool) -> int:
+    """Print DEST's export per shard and in total: done, failed (last error), last entry, lease holder, orphans.
+
+    DEST is a folder or an object-store prefix. Only reads: never takes a lease. Exits 2 if DEST holds no export.
+    """
+    from ._destinations import status as export_status
+
+    with _reporting(None):
+        found = export_status(dest)
+    if as_json:
+        _print_json(found.as_dict())
+        return 0
+    click.echo(
+        f"{found.destination}: {found.done} done, {_failed_text(found.failed, found.last_error)}, "
+        f"last entry {_when(found.last_written)}, orphans {found.orphans}"
+    )
+    for shard in found.shards:
+        if shard.lease is None:
+            lease = "free"
+        elif shard.lease.expires_at is None:
+            lease = f"held by {shard.lease.owner}"
+        else:
+            lease = f"held by {shard.lease.owner} until {_when(shard.lease.expires_at)} (store clock)"
+        click.echo(
+            f"  {shard.shard:<9} {shard.done} done, {_failed_text(shard.failed, shard.last_error)}, "
+            f"last entry {_when(shard.last_written)}, {lease}"
+        )
+    return 0
+
+
+def _failed_text(count: int, last_error: str | None) -> str:
+    return f"{count} failed" + (f" (last: {last_error})" if last_error else "")
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @cli.command(
     "fake-server",
     short_help="Run the local fake server.",

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import stat
 import threading
 from collections.abc import Iterable, Iterator
@@ -31,12 +32,17 @@ from .._sink import FileSink
 from . import (
     Export,
     ExportRun,
+    ExportStatus,
+    LeaseInfo,
     NoExportError,
     Shard,
     Target,
     VerifyProblem,
     VerifyReport,
+    _tag_order,
+    export_status,
     item_stem,
+    shard_status,
     shard_tag,
 )
 
@@ -320,6 +326,29 @@ class Folder(Export):
     def begin(self, provider: str, shard: Shard, lease_seconds: float = 0.0) -> Manifest:
         return Manifest.acquire(self.path, shard)  # a flock ends with its process: no lease to time out
 
+    def status(self) -> ExportStatus:
+        manifests = _manifests(self.path)
+        if not manifests:
+            raise NoExportError(f"no callrec export in {self.path} (no manifest*.jsonl)")
+        shards = []
+        for path in sorted(manifests, key=lambda p: _tag_order(_shard_tag(p))):
+            pid = _lock_holder(path)
+            lease = (
+                None
+                if pid is None
+                else LeaseInfo(owner=f"{socket.gethostname()}:{pid}", written_at=None, expires_at=None)
+            )
+            entries = merge_entries(_read_lines(path))
+            shards.append(shard_status(_shard_tag(path), entries, lease=lease, running=pid is not None))
+        merged = merge_entries(line for path in manifests for line in _read_lines(path))
+        known = {p.resolve() for done in merged.done.values() for p in _entry_paths(self.path, done)}
+        orphans = sum(
+            1
+            for p in self.path.iterdir()
+            if p.is_file() and not p.name.startswith((".", "manifest")) and p.resolve() not in known
+        )
+        return export_status(str(self.path), merged, tuple(shards), orphans)
+
     def verify(self, *, quick: bool = False, concurrency: int = 16) -> VerifyReport:
         manifests = _manifests(self.path)
         if not manifests:
@@ -345,6 +374,33 @@ class Folder(Export):
         return VerifyReport(
             destination=str(self.path), checked=len(items), problems=problems, orphans=orphans, quick=quick
         )
+
+
+def _shard_tag(path: Path) -> str:
+    name = path.name.removeprefix("manifest").removesuffix(".jsonl")
+    return name.removeprefix("-") or "all"
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The pid holding an flock on ``path`` (Linux's /proc/locks; read only: status never takes the lock)."""
+    try:
+        st = path.stat()
+        with open("/proc/locks", encoding="ascii") as locks:
+            lines = locks.read().splitlines()
+    except OSError:
+        return None
+    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == want:
+                return int(fields[4])
+        except ValueError:
+            continue
+    return None
 
 
 def _check_file(folder: Path, rid: str, leg: str | None, done: Done, quick: bool) -> VerifyProblem | None:

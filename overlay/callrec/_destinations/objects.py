@@ -69,12 +69,17 @@ from . import (
     STATE_DIR,
     Export,
     ExportRun,
+    ExportStatus,
+    LeaseInfo,
     NoExportError,
     Shard,
     Target,
     VerifyProblem,
     VerifyReport,
+    _tag_order,
+    export_status,
     item_stem,
+    shard_status,
     shard_tag,
 )
 
@@ -173,6 +178,33 @@ class Bucket(Export):
         orphans = tuple(sorted(self.url_of(key) for key in state.recordings if key not in known))
         return VerifyReport(
             destination=self.base, checked=len(items), problems=tuple(problems), orphans=orphans, quick=quick
+        )
+
+    def status(self) -> ExportStatus:
+        with object_errors("read"):
+            state = read_state(self, None, by_tag=True)
+            if not state.has_export and not state.leases:
+                raise NoExportError(f"no callrec export at {self.base} (no manifest under {STATE_DIR}/)")
+            leases = {tag: self._lease_info(tag, meta) for tag, meta in state.leases.items()}
+        by_tag = state.by_tag or {}
+        shards = tuple(
+            shard_status(tag, by_tag.get(tag, Entries()), lease=leases.get(tag), running=tag in leases)
+            for tag in sorted({*by_tag, *leases}, key=_tag_order)
+        )
+        known = {done.path for done in state.entries.done.values()}
+        orphans = sum(1 for key in state.recordings if key not in known)
+        return export_status(self.base, state.entries, shards, orphans)
+
+    def _lease_info(self, tag: str, meta: Any) -> LeaseInfo | None:
+        found = _read_lease(self, f"{STATE_DIR}/{tag}/lease.json", LEASE_SECONDS)
+        if found is None:
+            return None  # released since the listing
+        holder, got = found
+        written = got["last_modified"]
+        return LeaseInfo(
+            owner=holder.owner if holder is not None else "unknown",
+            written_at=written,
+            expires_at=expires_at(holder, written, LEASE_SECONDS),
         )
 
     def _check(
@@ -641,13 +673,15 @@ class State:
     uploads: list[tuple[str, datetime]] = attrs.field(factory=list)  # staging objects: key, last modified
     has_export: bool = False
     requests: int = 0
+    by_tag: dict[str, Entries] | None = None  # per shard, when asked for (``status``)
+    leases: dict[str, Any] = attrs.field(factory=dict)  # tag -> the lease object's listing entry
 
 
-def read_state(bucket: Bucket, shard: Shard, own: str | None = None) -> State:
+def read_state(bucket: Bucket, shard: Shard, own: str | None = None, *, by_tag: bool = False) -> State:
     """List the prefix once; read the manifest batches (and pending entries) of every shard that can hold ids of
     ``shard``, ``READ_CONCURRENCY`` at a time. ``own`` (a run's ``.callrec/<shard>``) keeps that shard's partial
     batches and legacy objects so that its close can merge them."""
-    state = State()
+    state = State(by_tag={} if by_tag else None)
     to_read: list[tuple[str, str, str]] = []  # (key, kind, tag)
     for batch in obstore.list(bucket.store, chunk_size=1000):
         state.requests += 1
@@ -657,6 +691,9 @@ def read_state(bucket: Bucket, shard: Shard, own: str | None = None) -> State:
                 state.recordings[key] = (int(meta["size"]), same_etag(meta.get("e_tag")))
                 continue
             parts = key.split("/")
+            if len(parts) == 3 and parts[2] == "lease.json":
+                state.leases[parts[1]] = meta
+                continue
             if len(parts) < 4:
                 continue
             tag, kind = parts[1], parts[2]
@@ -673,7 +710,7 @@ def read_state(bucket: Bucket, shard: Shard, own: str | None = None) -> State:
     with ThreadPoolExecutor(READ_CONCURRENCY, thread_name_prefix="callrec-manifest") as pool:
         bodies = list(pool.map(read, [key for key, _, _ in to_read]))
     state.requests += len(bodies)
-    for (key, kind, _tag), body in zip(to_read, bodies, strict=True):
+    for (key, kind, tag), body in zip(to_read, bodies, strict=True):
         mine = own is not None and key.startswith(f"{own}/")
         lines = body.splitlines()
         if kind == "pending":
@@ -686,6 +723,8 @@ def read_state(bucket: Bucket, shard: Shard, own: str | None = None) -> State:
                 state.own_pending.append((key, data))
             continue
         state.entries.add_lines(lines)
+        if state.by_tag is not None:
+            state.by_tag.setdefault(tag, Entries()).add_lines(lines)
         if mine and kind == "manifest" and len(lines) < BATCH_ENTRIES:
             state.own_partial[key] = lines
         elif mine and kind in ("items", "failed"):
