@@ -112,3 +112,20 @@ def test_export_progress_can_be_polled_while_the_run_goes(slow: FakeServer, tmp_
     assert final.bytes == sum(i.result.bytes for i in items if i.result is not None)
     assert len(seen) >= 5 and [s.done for s in seen] == sorted(s.done for s in seen)
     assert any(0 < s.done < 14 for s in seen) and final.as_dict()["done"] == 14
+
+
+def test_verify_prints_status_lines_and_json_lines_for_every_entry(slow: FakeServer, tmp_path: Path) -> None:
+    slow.storage.always(faults.Latency(0))
+    ids = "".join(f"{rid}\n" for rid in IDS[:-1])
+    assert run("download-many", "feather", "-", "-d", str(tmp_path), "--stats", "0", stdin=ids).code == 0
+    (tmp_path / "feather-w3-main.wav").write_bytes(b"RIFF changed")
+    result = run("--log-format", "json", "verify", str(tmp_path), "--json", "--stats", "0.001")
+    assert result.code == 1
+    *entries, summary = [json.loads(line) for line in result.out.splitlines()]
+    assert len(entries) == 13 and {e["status"] for e in entries} == {"ok", "size"}
+    assert [e["recording_id"] for e in entries if e["status"] == "size"] == ["w3"]
+    assert (summary["checked"], summary["size"], summary["orphans"]) == (13, 1, 0)
+    err = [json.loads(line) for line in result.err.splitlines()]
+    last = [e for e in err if e["kind"] == "status"][-1]
+    assert (last["done"], last["total"], last["skipped"], last["failed"]) == (13, 13, 12, 1)
+    assert last["message"].startswith("13/13 checked (100%): ok 12, problems 1")

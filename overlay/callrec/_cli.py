@@ -12,12 +12,12 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any, Literal, TextIO
+from typing import IO, TYPE_CHECKING, Any, Literal, TextIO, TypeVar
 
-import attrs
 import click
 
 from ._budget import check_rate_limit
@@ -41,6 +41,7 @@ from ._validate import LEGS, check_recording_id, check_shard, resolve_credential
 from ._vendors import FEATHER, SIRO, Vendor
 
 log = logging.getLogger("callrec")
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from ._download import DownloadResult, ProgressCallback
@@ -693,8 +694,10 @@ def download_many_siro(
 @click.option(
     "--concurrency", type=click.IntRange(min=1), default=16, show_default=True, help="Recordings read at a time."
 )
-@_json_option
-def verify(dest: str, quick: bool, concurrency: int, as_json: bool) -> int:
+@_stats_option
+@_json_lines_option
+@click.pass_obj
+def verify(settings: _Settings, dest: str, quick: bool, concurrency: int, stats: float | None, as_json: bool) -> int:
     """Check every recording DEST's manifest names (every shard's): present, at its size, with its sha256.
 
     DEST is a folder or an object-store prefix (s3://bucket/prefix). Exits 1 if anything is missing or different,
@@ -702,20 +705,41 @@ def verify(dest: str, quick: bool, concurrency: int, as_json: bool) -> int:
     """
     from ._destinations import verify as verify_destination
 
+    _configure_logging(settings.log_format, logging.INFO)
+    progress = ExportProgress()
+
+    def on_checked(rid: str, leg: str | None, location: str, problem: Any) -> None:
+        if as_json:
+            line: dict[str, Any] = {"type": "entry", "recording_id": rid, "leg": leg, "location": location}
+            if problem is None:
+                line["status"] = "ok"
+            else:
+                line.update(status=problem.problem, expected=problem.expected, found=problem.found)
+            _print_json(line)
+
+    if stats is None and not _show_progress():
+        stats = DEFAULT_STATS_SECONDS
     with _reporting(None):
-        report = verify_destination(dest, quick=quick, concurrency=concurrency)
+        report = _watched(
+            lambda: verify_destination(
+                dest, quick=quick, concurrency=concurrency, progress=progress, on_checked=on_checked
+            ),
+            progress,
+            stats or 0.0,
+        )
     kinds = ("missing", "size", "e_tag", "sha256")
     counts = {kind: sum(p.problem == kind for p in report.problems) for kind in kinds}
     if as_json:
-        problems = [attrs.asdict(problem) for problem in report.problems]
+        for orphan in report.orphans:
+            _print_json({"type": "orphan", "location": orphan})
         _print_json(
             {
+                "type": "summary",
                 "destination": report.destination,
                 "checked": report.checked,
                 "quick": report.quick,
                 **counts,
-                "orphans": list(report.orphans),
-                "problems": problems,
+                "orphans": len(report.orphans),
             }
         )
     else:
@@ -723,10 +747,31 @@ def verify(dest: str, quick: bool, concurrency: int, as_json: bool) -> int:
         click.echo(f"checked {report.checked}, {summary}, orphans {len(report.orphans)}")
         for problem in report.problems:
             found = "" if problem.found is None else f" (expected {problem.expected}, found {problem.found})"
-            click.echo(f"callrec: {problem.problem}: {problem.location}{found}", err=True)
+            _error(f"{problem.location}{found}", kind=problem.problem)
         for orphan in report.orphans:
-            click.echo(f"callrec: orphan (no manifest entry): {orphan}", err=True)
+            _error(orphan, kind="orphan (no manifest entry)")
     return 0 if report.ok else 1
+
+
+def _watched(work: Callable[[], T], progress: ExportProgress, every: float) -> T:
+    """``work()`` with a status line every ``every`` seconds from another thread (0: none), and a last one."""
+    if every <= 0:
+        return work()
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            _status_line(progress)
+
+    ticker = threading.Thread(target=tick, name="callrec-stats", daemon=True)
+    ticker.start()
+    try:
+        result = work()
+    finally:
+        stop.set()
+        ticker.join()
+    _status_line(progress)
+    return result
 
 
 @cli.command(short_help="How far an export has got, per shard.")

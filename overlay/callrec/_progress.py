@@ -47,6 +47,7 @@ class ProgressSnapshot:
     elapsed: float
     api_rate: float
     throttled: int
+    checking: bool = False  # ``verify``: skipped counts entries that match, failed those that do not
 
     @property
     def mib_per_s(self) -> float:
@@ -67,6 +68,9 @@ class ProgressSnapshot:
             share = 100.0 * self.done / self.total if self.total else 100.0
             head = f"{self.done}/{self.total} done ({share:.0f}%)"
         eta = "" if self.eta is None else f", eta {_duration(self.eta)}"
+        if self.checking:
+            head = head.replace(" done", " checked")
+            return f"{head}: ok {self.skipped}, problems {self.failed}; elapsed {_duration(self.elapsed)}{eta}"
         return (
             f"{head}: downloaded {self.downloaded}, skipped {self.skipped}, failed {self.failed}; "
             f"{self.api_rate:.1f} req/s, throttled {self.throttled}, {self.mib_per_s:.1f} MiB/s; "
@@ -118,6 +122,7 @@ class ExportProgress:
         self.total: int | None = None
         self._counts = {"downloaded": 0, "skipped": 0, "failed": 0}
         self._bytes = 0
+        self._checking = False
 
     def start(self, total: int | None, stats: Callable[[], RateStats] | None) -> None:
         """Called by the run as it begins: the clock starts now (a ``total`` the caller set is kept when the run
@@ -137,12 +142,14 @@ class ExportProgress:
     def checked(self, ok: bool) -> None:
         """Count one entry ``verify`` checked (as skipped when it matches, failed when it does not)."""
         with self._lock:
+            self._checking = True
             self._counts["skipped" if ok else "failed"] += 1
 
     def snapshot(self) -> ProgressSnapshot:
         stats = self._stats() if self._stats is not None else None
         with self._lock:
             counts, nbytes, total, started = dict(self._counts), self._bytes, self.total, self._started
+            checking = self._checking
         return ProgressSnapshot(
             done=sum(counts.values()),
             total=total,
@@ -153,4 +160,5 @@ class ExportProgress:
             elapsed=max(self._clock() - started, 0.0),
             api_rate=stats.rate if stats is not None else 0.0,
             throttled=stats.throttled if stats is not None else 0,
+            checking=checking,
         )

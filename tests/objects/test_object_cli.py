@@ -55,9 +55,12 @@ def test_download_many_shards_into_a_bucket_then_verify_exits_1_on_a_deleted_obj
     assert (code, out.strip()) == (0, f"checked {len(ids)}, missing 0, size 0, e_tag 0, sha256 0, orphans 0")
     s3.client.delete_object(Bucket=s3.bucket, Key="e/siro-r4.wav")
     code, out, err = run("verify", s3.url("e"), "--json")
-    report = json.loads(out)
-    assert code == 1 and report["missing"] == 1
-    assert report["problems"][0]["location"] == f"s3://{s3.bucket}/e/siro-r4.wav"
+    *entries, summary = [json.loads(line) for line in out.splitlines()]  # JSON lines: every entry, a summary
+    assert code == 1 and summary["type"] == "summary" and summary["missing"] == 1 and summary["checked"] == len(ids)
+    assert len(entries) == len(ids) and {e["type"] for e in entries} == {"entry"}
+    [missing] = [e for e in entries if e["status"] != "ok"]
+    assert missing["status"] == "missing" and missing["location"] == f"s3://{s3.bucket}/e/siro-r4.wav"
+    assert missing["recording_id"] == "r4"
 
 
 def test_a_bad_shard_is_a_usage_error(callrec_env: FakeServer, s3: S3) -> None:
@@ -91,6 +94,6 @@ def test_lease_seconds_below_one_is_a_usage_error_and_verify_quick_json_lists_or
     assert code == 0, err
     s3.client.put_object(Bucket=s3.bucket, Key="e/mine.txt", Body=b"not a recording of this export")
     code, out, _ = run("verify", s3.url("e/"), "--quick", "--json")
-    data = json.loads(out)
-    assert code == 0 and data["quick"] is True and data["checked"] == 1
-    assert data["orphans"] == [f"s3://{s3.bucket}/e/mine.txt"]
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and lines[-1]["quick"] is True and lines[-1]["checked"] == 1 and lines[-1]["orphans"] == 1
+    assert [x["location"] for x in lines if x["type"] == "orphan"] == [f"s3://{s3.bucket}/e/mine.txt"]

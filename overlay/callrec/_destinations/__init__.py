@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import re
+import threading
 import unicodedata
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -24,8 +25,11 @@ import attrs
 from .._manifest import Entries
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from obstore.store import ObjectStore
 
+    from .._progress import ExportProgress
     from .._results import BulkItem, DownloadResult
     from .._sink import FileSink
 
@@ -39,6 +43,7 @@ __all__ = [
     "Target",
     "VerifyProblem",
     "VerifyReport",
+    "Watch",
     "is_object_store",
     "item_stem",
     "open_export",
@@ -176,7 +181,7 @@ class Export(abc.ABC):
         """
 
     @abc.abstractmethod
-    def verify(self, *, quick: bool = False, concurrency: int = 16) -> VerifyReport:
+    def verify(self, *, quick: bool = False, concurrency: int = 16, watch: Watch | None = None) -> VerifyReport:
         """Check every manifest entry (of every shard) against what is stored; name what no entry knows.
 
         ``quick``: presence, size and (in a store) ETag from the listing, no reads. Raises ``FileNotFoundError``
@@ -220,6 +225,30 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+#: Called by ``verify`` for each entry it checked: (recording id, leg, location, the problem or None). From
+#: worker threads, one at a time.
+OnChecked: TypeAlias = "Callable[[str, str | None, str, VerifyProblem | None], None]"
+
+
+class Watch:
+    """What ``verify`` tells as it goes: the counters (``ExportProgress``) and a per-entry callback."""
+
+    def __init__(self, progress: ExportProgress | None = None, on_checked: OnChecked | None = None) -> None:
+        self.progress, self.on_checked = progress, on_checked
+        self._lock = threading.Lock()
+
+    def begin(self, total: int) -> None:
+        if self.progress is not None:
+            self.progress.start(total, None)
+
+    def checked(self, rid: str, leg: str | None, location: str, problem: VerifyProblem | None) -> None:
+        with self._lock:
+            if self.progress is not None:
+                self.progress.checked(problem is None)
+            if self.on_checked is not None:
+                self.on_checked(rid, leg, location, problem)
 
 
 @attrs.frozen
@@ -395,12 +424,21 @@ def _path_like(dest: object) -> str | os.PathLike[str]:
     raise TypeError(f"a destination is a path, an object-store URL or an obstore store, not {type(dest).__name__}")
 
 
-def verify(dest: DestinationLike, *, quick: bool = False, concurrency: int = 16) -> VerifyReport:
+def verify(
+    dest: DestinationLike,
+    *,
+    quick: bool = False,
+    concurrency: int = 16,
+    progress: ExportProgress | None = None,
+    on_checked: OnChecked | None = None,
+) -> VerifyReport:
     """Check every manifest entry in ``dest`` (a folder, an object-store URL or store) against what is stored.
 
     Each recording must be there at its recorded size with its recorded sha256 (read back in full, streamed,
     ``concurrency`` at a time); ``quick=True`` checks presence, size and the store's ETag from one listing and
-    reads nothing. Returns a report naming what is missing or different, and what no entry knows; raises
+    reads nothing. ``progress`` counts the entries as they are checked (matching: skipped; not: failed) and
+    ``on_checked(recording_id, leg, location, problem)`` sees each one. Returns a report naming what is missing or
+    different, and what no entry knows; raises
     ``FileNotFoundError`` if ``dest`` is not there or holds no callrec export (a mistyped prefix must not pass).
     """
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
@@ -409,4 +447,5 @@ def verify(dest: DestinationLike, *, quick: bool = False, concurrency: int = 16)
         path = os.fspath(_path_like(dest))
         if not os.path.isdir(path):
             raise FileNotFoundError(f"not a folder: {path}")
-    return open_export(dest, create=False).verify(quick=quick, concurrency=concurrency)
+    watch = Watch(progress, on_checked)
+    return open_export(dest, create=False).verify(quick=quick, concurrency=concurrency, watch=watch)

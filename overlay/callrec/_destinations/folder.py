@@ -39,6 +39,7 @@ from . import (
     Target,
     VerifyProblem,
     VerifyReport,
+    Watch,
     _tag_order,
     export_status,
     item_stem,
@@ -349,16 +350,20 @@ class Folder(Export):
         )
         return export_status(str(self.path), merged, tuple(shards), orphans)
 
-    def verify(self, *, quick: bool = False, concurrency: int = 16) -> VerifyReport:
+    def verify(self, *, quick: bool = False, concurrency: int = 16, watch: Watch | None = None) -> VerifyReport:
         manifests = _manifests(self.path)
         if not manifests:
             raise NoExportError(f"no callrec export in {self.path} (no manifest*.jsonl)")
         entries = merge_entries(line for path in manifests for line in _read_lines(path))
         items = sorted(entries.done.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+        watching = watch or Watch()
+        watching.begin(len(items))
 
         def check(item: tuple[tuple[str, str | None], Done]) -> VerifyProblem | None:
             (rid, leg), done = item
-            return _check_file(self.path, rid, leg, done, quick)
+            problem = _check_file(self.path, rid, leg, done, quick)
+            watching.checked(rid, leg, str(_entry_paths(self.path, done)[0]), problem)
+            return problem
 
         with ThreadPoolExecutor(concurrency, thread_name_prefix="callrec-verify") as pool:
             problems = tuple(p for p in pool.map(check, items) if p is not None)

@@ -76,6 +76,7 @@ from . import (
     Target,
     VerifyProblem,
     VerifyReport,
+    Watch,
     _tag_order,
     export_status,
     item_stem,
@@ -161,17 +162,23 @@ class Bucket(Export):
     def begin(self, provider: str, shard: Shard, lease_seconds: float = LEASE_SECONDS) -> BucketRun:
         return BucketRun(self, provider, shard, lease_seconds)
 
-    def verify(self, *, quick: bool = False, concurrency: int = READ_CONCURRENCY) -> VerifyReport:
+    def verify(
+        self, *, quick: bool = False, concurrency: int = READ_CONCURRENCY, watch: Watch | None = None
+    ) -> VerifyReport:
         with object_errors("read"):
             state = read_state(self, None)
             if not state.has_export:
                 raise NoExportError(f"no callrec export at {self.base} (no manifest under {STATE_DIR}/)")
             known = {done.path for done in state.entries.done.values()}
             items = sorted(state.entries.done.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+            watching = watch or Watch()
+            watching.begin(len(items))
 
             def check(item: tuple[tuple[str, str | None], Done]) -> VerifyProblem | None:
                 (rid, leg), done = item
-                return self._check(rid, leg, done, state.recordings, quick)
+                problem = self._check(rid, leg, done, state.recordings, quick)
+                watching.checked(rid, leg, self.url_of(done.path), problem)
+                return problem
 
             with ThreadPoolExecutor(concurrency, thread_name_prefix="callrec-verify") as pool:
                 problems = [p for p in pool.map(check, items) if p is not None]
