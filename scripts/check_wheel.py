@@ -2,9 +2,10 @@
 
 Builds with the pinned hatchling (`python -m build --no-isolation`: the sdist, then the wheel from the
 sdist), checks the wheel's files and metadata, then installs the wheel into two fresh venvs, with
-`[cli,testing]` and with `[cli,testing,aiohttp]` (versions held to requirements-dev.txt), and from a
-temporary folder, with the source tree off sys.path, runs scripts/demo.py, `callrec --help`,
-`python -m callrec.testing --help` and an async run against callrec.testing's fake server.
+`[cli,testing]` and with `[cli,testing,aiohttp,cloud,otel]` (versions held to requirements-dev.txt), and
+from a temporary folder, with the source tree off sys.path, runs scripts/demo.py, `callrec --help`,
+`python -m callrec.testing --help`, an async run against callrec.testing's fake server, and
+callrec._otel's no-op path (no opentelemetry-api; the API with no SDK).
 
 Run by `make check-wheel` (and CI); by hand: `.venv/bin/python scripts/check_wheel.py [--keep]`.
 """
@@ -50,9 +51,10 @@ OPT_IN = {
     "openapi-core": "testing",
     "pyyaml": "testing",
     "obstore": "cloud",
+    "opentelemetry-api": "otel",
 }
-#: (extras, whether aiohttp and obstore must be importable) for each fresh venv.
-INSTALLS = (("cli,testing", False), ("cli,testing,aiohttp,cloud", True))
+#: (extras, whether aiohttp, obstore and opentelemetry must be importable) for each fresh venv.
+INSTALLS = (("cli,testing", False), ("cli,testing,aiohttp,cloud,otel", True))
 
 # Runs inside the installed venv with `python -I`: the wheel's modules, not the source tree's, and an
 # async client that works whether or not aiohttp is there (and uses it exactly when it is).
@@ -60,11 +62,12 @@ SMOKE = """
 import asyncio, importlib.util, sys, sysconfig, tempfile
 from pathlib import Path
 
-expect_aiohttp = expect_cloud = sys.argv[1] == "1"
+expect_aiohttp = expect_cloud = expect_otel = sys.argv[1] == "1"
 assert (importlib.util.find_spec("aiohttp") is not None) == expect_aiohttp, "aiohttp installed != expected"
 assert (importlib.util.find_spec("obstore") is not None) == expect_cloud, "obstore installed != expected"
+assert (importlib.util.find_spec("opentelemetry") is not None) == expect_otel, "opentelemetry != expected"
 assert "aiohttp" not in sys.modules
-import callrec, callrec.testing, feather_api, siro_api
+import callrec, callrec._otel, callrec.testing, feather_api, siro_api
 
 site = Path(sysconfig.get_paths()["purelib"]).resolve()
 for module in (callrec, callrec.testing, feather_api, siro_api):
@@ -72,6 +75,7 @@ for module in (callrec, callrec.testing, feather_api, siro_api):
     assert where.is_relative_to(site), f"{module.__name__} imported from {where}, not from the installed wheel"
 assert "aiohttp" not in sys.modules, "import callrec imported aiohttp"
 assert "obstore" not in sys.modules, "import callrec imported obstore"
+assert "opentelemetry" not in sys.modules, "import callrec imported opentelemetry"
 
 from callrec import AsyncFeatherClient, AsyncSiroClient
 from callrec.testing import FakeServer
@@ -114,12 +118,29 @@ async def bucket(feather: AsyncFeatherClient) -> None:
     assert callrec.verify(store).ok
 
 
+def otel() -> str:
+    # callrec[otel] brings the API and no SDK: until the application sets one, as without the extra,
+    # every call is a no-op on shared objects.
+    from callrec import _otel
+
+    with _otel.span(_otel.DOWNLOAD, {"callrec.vendor": "feather", _otel.RECORDING_ID: "call_1"}) as span:
+        _otel.event(_otel.RESIGN, {"callrec.url_refreshes": 1})
+        _otel.record_item("downloaded", "feather", 1, 0.1)
+        _otel.record_throttle("feather")
+        _otel.record_api_request("feather")
+    assert span is _otel.NULL_SPAN and not _otel.enabled(), span
+    assert (_otel._api is not None) == expect_otel, "callrec._otel found opentelemetry != expected"
+    return "the OpenTelemetry API and no SDK" if expect_otel else "no opentelemetry"
+
+
 minted = asyncio.run(main())
+telemetry = otel()
 used = "aiohttp" in sys.modules
 assert used == expect_aiohttp, f"aiohttp transport used: {used}, expected {expect_aiohttp}"
 where = "and an export into an obstore store" if expect_cloud else "(s3:// asks for callrec[cloud])"
 transport = "aiohttp" if used else "httpx"
-print(f"{minted} URLs and 2 downloads through the async clients on the {transport} transport", where)
+print(f"{minted} URLs and 2 downloads through the async clients on the {transport} transport", where, end="; ")
+print(f"callrec._otel a no-op with {telemetry}")
 """
 
 

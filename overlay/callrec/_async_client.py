@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Self
 import httpx
 
 from . import _io_async as _io
+from . import _otel
 from ._base import BaseClient
 from ._bulk import (
     ITEM_ERRORS,
@@ -92,6 +93,12 @@ class AsyncClientBase(BaseClient):
     async def _recording_url(
         self, recording_id: str, leg: str | None, deadline: float | None = None, *, patient: bool = False
     ) -> SignedUrl:
+        with _otel.span(_otel.RECORDING_URL, self._telemetry(recording_id, leg)):
+            return await self._mint(recording_id, leg, deadline, patient=patient)
+
+    async def _mint(
+        self, recording_id: str, leg: str | None, deadline: float | None = None, *, patient: bool = False
+    ) -> SignedUrl:
         call = self._api_call(recording_id, leg, deadline, patient=patient)
         while True:
             while (wait := call.wait_for_budget()) > 0:
@@ -113,6 +120,7 @@ class AsyncClientBase(BaseClient):
             except httpx.TransportError as exc:
                 step = call.on_transport_error(exc)
             else:
+                self._count_response(response.status_code)
                 step = call.on_response(response)
             if isinstance(step, SignedUrl):
                 return step
@@ -157,6 +165,24 @@ class AsyncClientBase(BaseClient):
         on_committed: CommitHook | None = None,
         patient: bool = False,
     ) -> DownloadResult:
+        with _otel.span(_otel.DOWNLOAD, self._telemetry(recording_id, leg)) as span:
+            result = await self._download_once(
+                recording_id, dest, leg, overwrite, progress, deadline, on_committed, patient
+            )
+            span.set({"callrec.bytes": result.bytes, "callrec.url_refreshes": result.url_refreshes})
+            return result
+
+    async def _download_once(
+        self,
+        recording_id: str,
+        dest: DestinationLike | ExportRun,
+        leg: str | None,
+        overwrite: bool,
+        progress: ProgressCallback | None,
+        deadline: float | None,
+        on_committed: CommitHook | None,
+        patient: bool,
+    ) -> DownloadResult:
         target, deadline_at = self._plan_download(recording_id, dest, leg, deadline)
         if not overwrite:
             with target.errors():
@@ -191,21 +217,23 @@ class AsyncClientBase(BaseClient):
                 patient=patient,
             )
             action = Action.STREAM
-            while action is not Action.DONE:
-                if action is Action.RETRY:
-                    await _io.sleep(transfer.take_delay())
-                if action is Action.REFRESH or transfer.url_is_stale(signed):
-                    signed = await self._refresh_url(transfer, recording_id, leg)
-                while (wait := transfer.wait_for_budget(signed.url)) > 0:
-                    await _io.pace(wait)
-                try:
-                    async with _io.deadline_scope(transfer.remaining()):
-                        action = await self._transfer_once(transfer, signed.url)
-                except TimeoutError:
-                    transfer.deadline_passed()
-            return await _io.run_to_completion(
-                complete, transfer, target, overwrite=overwrite, on_committed=on_committed
-            )
+            with _otel.span(_otel.TRANSFER):
+                while action is not Action.DONE:
+                    if action is Action.RETRY:
+                        await _io.sleep(transfer.take_delay())
+                    if action is Action.REFRESH or transfer.url_is_stale(signed):
+                        signed = await self._refresh_url(transfer, recording_id, leg)
+                    while (wait := transfer.wait_for_budget(signed.url)) > 0:
+                        await _io.pace(wait)
+                    try:
+                        async with _io.deadline_scope(transfer.remaining()):
+                            action = await self._transfer_once(transfer, signed.url)
+                    except TimeoutError:
+                        transfer.deadline_passed()
+            with _otel.span(_otel.COMMIT):
+                return await _io.run_to_completion(
+                    complete, transfer, target, overwrite=overwrite, on_committed=on_committed
+                )
         except BaseException:
             # After a commit that completed this removes nothing. Off the event loop: it joins the sink's thread
             # and, for an upload, tells the store to abort it; finished even when the task is being cancelled.
@@ -213,6 +241,7 @@ class AsyncClientBase(BaseClient):
             raise
 
     async def _refresh_url(self, transfer: Transfer, recording_id: str, leg: str | None) -> SignedUrl:
+        _otel.event(_otel.RESIGN, {"callrec.url_refreshes": transfer.refreshes + 1})
         try:
             return await self._recording_url(recording_id, leg, deadline=transfer.remaining(), patient=transfer.patient)
         except CallrecError as exc:
@@ -243,6 +272,13 @@ class AsyncClientBase(BaseClient):
             keep(item)
 
         async def one(rid: str) -> BulkItem:
+            started = _io.now()
+            step = await item(rid)
+            size = step.result.bytes if step.status == "downloaded" and step.result is not None else 0
+            _otel.record_item(step.status, self._vendor.name, size, _io.now() - started)
+            return step
+
+        async def item(rid: str) -> BulkItem:
             manifest.check()
             skipped = already_done(manifest, rid, leg, overwrite)
             if skipped is None and unknown_object(manifest, rid, leg, overwrite):
@@ -269,8 +305,10 @@ class AsyncClientBase(BaseClient):
         # The lock or lease, and the manifest, before any API or storage request (ExportLockedError); a
         # cancellation while it is being taken releases it.
         manifest = await _io.acquire(lambda: export.begin(self._vendor.name, part, lease), _close_run)
+        attributes = {"callrec.vendor": self._vendor.name, "callrec.concurrency": concurrency}
         try:
-            await _io.for_each_bounded(one, todo, concurrency, deliver)
+            with _otel.span(_otel.DOWNLOAD_MANY, attributes):
+                await _io.for_each_bounded(one, todo, concurrency, deliver)
         finally:
             await _io.run_to_completion(manifest.close)
 

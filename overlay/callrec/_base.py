@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Self
 
 import httpx
 
+from . import _otel
 from ._budget import Budgets, RateStats
 from ._config import NOT_GIVEN, ClientConfig
 from ._destinations import DestinationLike, ExportRun, Target, plan
@@ -71,6 +72,18 @@ class BaseClient:
     def rate_limit(self) -> float | None:
         """Requests per second this client never exceeds towards the API (None: found from throttling)."""
         return self._config.rate_limit
+
+    def _telemetry(self, recording_id: str, leg: str | None) -> dict[str, str]:
+        """A span's attributes: vendor and leg; the id only reaches telemetry when the user opted in (_otel)."""
+        attributes = {"callrec.vendor": self._vendor.name, _otel.RECORDING_ID: recording_id}
+        if leg is not None:
+            attributes["callrec.leg"] = leg
+        return attributes
+
+    def _count_response(self, status: int) -> None:
+        _otel.record_api_request(self._vendor.name)
+        if status in (429, 503):
+            _otel.record_throttle(self._vendor.name)
 
     def rate_stats(self) -> RateStats:
         """The API request budget now: the sending rate, the pacing rate, throttled answers (storage's included)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -29,6 +30,7 @@ __all__ = [
     "interruptible",
     "map_bounded",
     "new_client",
+    "now",
     "pace",
     "read_storage_body",
     "run_to_completion",
@@ -92,6 +94,11 @@ async def acquire(func: Callable[[], R], release: Callable[[R], None]) -> R:
         if not work.cancelled() and work.exception() is None:
             await run_to_completion(release, work.result())
         raise
+
+
+def now() -> float:
+    """A monotonic clock, for durations (telemetry)."""
+    return time.monotonic()
 
 
 def api_transport() -> httpx.AsyncBaseTransport | None:

@@ -8,6 +8,7 @@ this one, so the two drivers differ only here.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "interruptible",
     "map_bounded",
     "new_client",
+    "now",
     "pace",
     "read_storage_body",
     "run_to_completion",
@@ -71,6 +73,11 @@ def run_to_completion(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -
 def acquire(func: Callable[[], R], release: Callable[[R], None]) -> R:
     """Take it here: an interrupt (Ctrl-C) before ``func`` returns leaves nothing taken to release."""
     return func()
+
+
+def now() -> float:
+    """A monotonic clock, for durations (telemetry)."""
+    return time.monotonic()
 
 
 def api_transport() -> httpx.BaseTransport | None:
@@ -209,7 +216,7 @@ def for_each_bounded(
                         break
                 if run_state.stop.is_set():
                     break
-                pool.submit(run, item)
+                pool.submit(contextvars.copy_context().run, run, item)  # the caller's span, in the worker
         except BaseException:
             run_state.stopping()
             raise
