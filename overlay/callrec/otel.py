@@ -1,4 +1,4 @@
-"""callrec's OpenTelemetry switches (``callrec[otel]``): what you may need beside an SDK set up at start-up.
+"""OpenTelemetry switches of callrec (``callrec[otel]``): what you may need beside an SDK set up at start-up.
 
 Usage::
 
