@@ -7,11 +7,11 @@ Usage::
 
     from . import _otel
 
-    with _otel.span(_otel.DOWNLOAD, {"callrec.vendor": "feather", "callrec.recording_id": rid}) as sp:
+    with _otel.span(_otel.DOWNLOAD, {VENDOR: "feather", _otel.RECORDING_ID: rid}) as sp:
         with _otel.span(_otel.MINT):
             ...
-        _otel.event(_otel.RESIGN, {"callrec.url_refreshes": 1})
-        sp.set({"callrec.bytes": n})
+        _otel.event(_otel.RESIGN, {URL_REFRESHES: 1})
+        sp.set({BYTES: n})          # VENDOR, URL_REFRESHES, BYTES: the attribute names listed below
     _otel.record_item("downloaded", "feather", n, seconds)
 
 Spans (kind INTERNAL; HTTP client spans are left to opentelemetry-instrumentation-httpx/-urllib3)::
@@ -356,7 +356,7 @@ def _is_placeholder(provider: object) -> bool:
 
 
 def _tracer() -> Tracer | None:
-    """callrec's tracer from the current provider, or None when nothing would record."""
+    """The tracer of callrec from the current provider, or None when nothing would record."""
     global _tracer_cache
     api = _api if _loaded else _load()
     if api is None:
@@ -394,7 +394,7 @@ class SpanHandle:
         return None
 
     def set(self, attributes: Mapping[str, AttributeValue]) -> None:
-        """Add attributes (filtered) to this span, e.g. ``{"callrec.bytes": n}`` once known."""
+        """Add attributes (filtered) to this span, e.g. the bytes written once they are known."""
 
     def event(self, name: str, attributes: Mapping[str, AttributeValue] | None = None) -> None:
         """Add an event (attributes filtered) to this span rather than to the current one."""
@@ -507,7 +507,7 @@ def event(name: str, attributes: Mapping[str, AttributeValue] | None = None) -> 
 
 
 class _Instruments:
-    """callrec's instruments on one meter provider, and their label sets (few: built once, reused)."""
+    """The instruments of callrec on one meter provider, and their label sets (few: built once, reused)."""
 
     __slots__ = ("api_requests", "bytes", "duration", "items", "labels", "throttled")
 
