@@ -14,6 +14,7 @@ from callrec._budget import (
     BETA,
     DECREASE,
     DOUBLING,
+    INITIAL_WINDOW,
     LIMIT_MARGIN,
     MIN_RATE,
     PLATEAU_GROWTH,
@@ -21,6 +22,7 @@ from callrec._budget import (
     PROBE_SLOPE,
     RECOVERY,
     SEND_BURST,
+    WINDOW_OPEN,
     Budgets,
     RequestBudget,
     Ticket,
@@ -63,12 +65,40 @@ def send_until(budget: RequestBudget, clock: Clock, end: float) -> None:
 # -- pacing ---------------------------------------------------------------------------------------------------------
 
 
-def test_an_unthrottled_budget_without_a_limit_never_waits() -> None:
+def test_an_unthrottled_budget_without_a_limit_never_waits_once_answers_come() -> None:
+    # Changed with the initial window (issue 26): before, 1,000 requests went without any answer; now the
+    # window asks for answers (each request here is answered before the next goes, as a sequential caller's).
     clock = Clock()
     budget = RequestBudget("api", clock=clock)
-    waits = [budget.wait(Ticket()) for _ in range(1000)]
+    waits = []
+    for _ in range(1000):
+        ticket = Ticket()
+        waits.append(budget.wait(ticket))
+        budget.on_outcome(ticket, 200)
     assert waits == [0.0] * 1000
     assert budget.rate is None and budget.stats().requests == 1000
+
+
+def test_before_the_first_throttle_the_in_flight_window_grows_by_one_per_answer() -> None:
+    """The first burst of an unpaced client is INITIAL_WINDOW requests, not its whole concurrency (TCP slow start)."""
+    clock = Clock()
+    budget = RequestBudget("api", clock=clock)
+    first = [Ticket() for _ in range(64)]
+    gone = [t for t in first if budget.wait(t) == 0.0]
+    assert len(gone) == INITIAL_WINDOW
+    for ticket in gone[:3]:
+        budget.on_outcome(ticket, 200)  # 3 answers: 3 out of flight, the window 3 wider
+    more = [t for t in first[INITIAL_WINDOW:] if budget.wait(t) == 0.0]
+    assert len(more) == 6
+
+
+def test_the_initial_window_opens_after_a_while_even_without_answers() -> None:
+    """Transport errors are not told to the budget: unanswered requests cannot hold the window shut."""
+    clock = Clock()
+    budget = RequestBudget("api", clock=clock)
+    assert [budget.wait(Ticket()) for _ in range(INITIAL_WINDOW + 1)][-1] > 0
+    clock.now += WINDOW_OPEN
+    assert [budget.wait(Ticket()) for _ in range(100)] == [0.0] * 100
 
 
 @pytest.mark.parametrize(
