@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv azurite generate check-generated unasync lint test check-wheel lock clean update-specs vendor demo record bench
+.PHONY: help venv azurite generate check-generated unasync lint test check-wheel lock clean update-specs vendor demo record bench docs docs-serve
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -49,6 +49,13 @@ azurite: $(AZURITE)  ## Install Azurite into tests/azurite/node_modules (npm ci;
 
 test: $(STAMP) $(AZURITE)  ## Run the test suite
 	$(BIN)/python -m pytest
+
+# The site's examples run in `make test` (tests/docs/); these two only build or serve it.
+docs: $(STAMP)  ## Build the documentation site into site/ (mkdocs build --strict: broken links and references fail)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)  ## Serve the documentation on http://127.0.0.1:8000, rebuilding on every edit
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 check-wheel: $(STAMP)  ## Build sdist and wheel; install the wheel (with and without aiohttp) in fresh venvs and run it
 	$(BIN)/python scripts/check_wheel.py

@@ -1,5 +1,5 @@
-"""The README's Dask recipe, run as written on a local cluster: N workers export disjoint shards into one bucket,
-and the result equals one worker's."""
+"""The docs' Dask recipe (docs/guides/fleets.md), run as written on a local cluster: N workers export disjoint
+shards into one bucket, and the result equals one worker's."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ from .conftest import S3
 
 pytest.importorskip("distributed")
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+RECIPE_PAGE = Path(__file__).resolve().parents[2] / "docs" / "guides" / "fleets.md"
 
 
 def recipe() -> dict[str, Any]:
-    """The code block between the README's recipe markers, executed (the test runs exactly what users copy)."""
-    text = README.read_text(encoding="utf-8")
+    """The code block between the page's recipe markers, executed (the test runs exactly what users copy)."""
+    text = RECIPE_PAGE.read_text(encoding="utf-8")
     match = re.search(r"<!-- recipe: dask -->\n```python\n(.*?)```\n<!-- /recipe -->", text, re.DOTALL)
-    assert match, "the README lost its Dask recipe"
-    namespace: dict[str, Any] = {"__name__": "callrec_readme_recipe"}  # not importable: cloudpickle sends it by value
-    exec(compile(match.group(1), str(README), "exec"), namespace)  # noqa: S102
+    assert match, "docs/guides/fleets.md lost its Dask recipe"
+    namespace: dict[str, Any] = {"__name__": "callrec_docs_recipe"}  # not importable: cloudpickle sends it by value
+    exec(compile(match.group(1), str(RECIPE_PAGE), "exec"), namespace)  # noqa: S102
     return namespace
 
 
