@@ -20,6 +20,7 @@ from callrec._budget import (
     PLATEAU_GROWTH,
     PLATEAU_MIN,
     PROBE_SLOPE,
+    PROBE_SLOPE_FAST,
     RECOVERY,
     SEND_BURST,
     WINDOW_OPEN,
@@ -402,6 +403,45 @@ def test_a_lowered_limit_is_followed_within_seconds() -> None:
     served, _ = export(budget, clock, origin, 130.0)
     assert budget.rate <= 30.0  # a throttle while holding: DECREASE of what was served
     assert rate_between(served, 105.0, 130.0) >= 0.8 * 30.0
+
+
+def until_the_slow_start_ends(budget: RequestBudget, clock: Clock, origin: Origin) -> float:
+    """Export until the throttle that ends the slow start (the second pause); returns when that pause ends."""
+    pauses: list[float] = []
+    while len(pauses) < 2:
+        ticket = send(budget, clock)
+        clock.now += 0.001
+        status = origin.answer()
+        budget.on_outcome(ticket, status, 1.0 if status == 429 else None)
+        if status == 429 and (not pauses or budget.paused_until > pauses[-1] + 0.5):
+            pauses.append(budget.paused_until)
+    return pauses[-1]
+
+
+@pytest.mark.parametrize(
+    ("limit", "plateau", "slope"),
+    [
+        # what the slow start got served is measured (less the burst, a lower bound): hold it, then probe slowly
+        (lambda _t: 40.0, PLATEAU_MIN, PROBE_SLOPE),
+        # nothing served to measure (the origin refuses all after the first burst): the hold rate is a guess,
+        # probed at once and fast
+        (lambda t: 40.0 if t < 0.6 else 0.0, 0.0, PROBE_SLOPE_FAST),
+    ],
+)
+def test_after_the_slow_start_a_measured_rate_is_held_before_it_is_probed(
+    limit: Callable[[float], float], plateau: float, slope: float
+) -> None:
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    resume = until_the_slow_start_ends(budget, clock, Origin(clock, limit))
+    hold = budget.rate
+    assert hold is not None
+    seen = []
+    for t in (plateau * 0.9, plateau + 1.0):
+        send_until(budget, clock, resume + t)  # no answers from here: the rate follows the plan alone
+        seen.append(budget.rate)
+    assert seen[0] == pytest.approx(hold, rel=0.03)  # held for the plateau ...
+    assert seen[1] == pytest.approx(hold * (1 + slope), rel=0.03)  # ... then probed at the slope
 
 
 def test_the_rate_recovers_from_the_floor_within_seconds() -> None:
