@@ -69,8 +69,8 @@ What it does:
   The first pass (from CUBIC with a fixed ``K`` of 8 s): each CUBIC cycle cost a whole-client ``Retry-After`` pause
   plus a climb from 0.9 x; a fleet worker that fell low stayed low (the "twice what is sent" cap, measured over
   one second, pinned any rate under 1/s). Now the cap counts the request going, and a probe that finds no limit
-  near doubles, so the floor (``MIN_RATE``) is left within seconds once answers succeed. See the README's
-  "Rate limits".
+  near doubles, so the floor (``MIN_RATE``) is left within seconds once answers succeed. See
+  docs/guides/rate-limits.md.
 
 Stats for progress displays: :meth:`RequestBudget.stats`.
 """

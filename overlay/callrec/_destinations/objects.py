@@ -951,7 +951,7 @@ class BucketRun(ExportRun):
     def _clean_uploads(self, uploads: list[tuple[str, datetime]]) -> None:
         """Staging objects a crashed run left: this shard's (no other run of it is alive: we hold its lease), and
         single downloads' older than a day. Multipart uploads that were never completed cannot be listed through
-        obstore: the README asks for a lifecycle rule (S3: AbortIncompleteMultipartUpload)."""
+        obstore: docs/guides/object-storage.md asks for a lifecycle rule (S3: AbortIncompleteMultipartUpload)."""
         now = datetime.now(UTC)
         for key, modified in uploads:
             ours = key.startswith(f"{self.dir}/uploads/")
