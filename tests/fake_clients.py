@@ -3,12 +3,26 @@ suites (imported as a top-level module, as forward_proxy is)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import callrec
 import pytest
 from callrec import _io_async, _io_sync
 from callrec.testing import FakeServer
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Autouse where a conftest imports it: no backoff sleep (see ``instant_backoff``)."""
+    instant_backoff(monkeypatch)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    """The vendors' fake APIs and storage (callrec.testing), one per test."""
+    with FakeServer() as server:
+        yield server
 
 
 def instant_backoff(monkeypatch: pytest.MonkeyPatch) -> None:

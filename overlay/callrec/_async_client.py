@@ -21,7 +21,6 @@ from ._base import BaseClient
 from ._bulk import (
     ITEM_ERRORS,
     BulkItem,
-    ExportCounter,
     adopted,
     already_done,
     in_shard,
@@ -259,17 +258,18 @@ class AsyncClientBase(BaseClient):
         part: tuple[int, int] | None,
         lease: float,
         progress: ExportProgress | None,
-        keep: Callable[[BulkItem], None],
-    ) -> None:
+        keep: Callable[[BulkItem], None] | None,
+    ) -> ExportProgress:
         """The run over ``todo`` (checked, unique, this shard's ids); each finished item to ``progress``, then
-        ``keep``."""
+        ``keep``. Returns the counters (``progress``, or the run's own)."""
         export = open_export(dest)
         counters = progress if progress is not None else ExportProgress()
         counters.start(total, self.rate_stats)
 
         def deliver(item: BulkItem) -> None:
             counters.item(item)
-            keep(item)
+            if keep is not None:
+                keep(item)
 
         async def one(rid: str) -> BulkItem:
             started = _io.now()
@@ -311,6 +311,7 @@ class AsyncClientBase(BaseClient):
                 await _io.for_each_bounded(one, todo, concurrency, deliver)
         finally:
             await _io.run_to_completion(manifest.close)
+        return counters
 
     async def _download_many(
         self,
@@ -350,10 +351,11 @@ class AsyncClientBase(BaseClient):
     ) -> ExportSummary:
         check_count("concurrency", concurrency, minimum=1)
         part, lease = check_shard(shard), check_lease_seconds(lease_seconds)
-        summary = ExportCounter()
         todo = in_shard(iter_unique_ids(ids), part)
-        await self._export(todo, None, dest, leg, concurrency, overwrite, on_item, part, lease, progress, summary.add)
-        return summary.summary()
+        counters = await self._export(
+            todo, None, dest, leg, concurrency, overwrite, on_item, part, lease, progress, None
+        )
+        return counters.summary()
 
     def _link(self, recording_id: str, leg: str | None, margin: object) -> AsyncLink:
         seconds = check_margin(margin)

@@ -14,11 +14,9 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-import attrs
-
 from ._download import CommitHook
 from ._errors import CallrecError, DownloadError, ExportLockedError
-from ._results import BulkItem, DownloadResult, ExportSummary
+from ._results import BulkItem, DownloadResult
 from ._retry import retry_delay
 from ._validate import check_recording_id
 
@@ -28,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ITEM_ERRORS",
     "BulkItem",
-    "ExportCounter",
     "adopted",
     "already_done",
     "downloaded",
@@ -40,28 +37,6 @@ __all__ = [
     "unique_ids",
     "unknown_object",
 ]
-
-
-@attrs.define
-class ExportCounter:
-    """Counts of a run's items as they finish (``export`` keeps these, not the items)."""
-
-    downloaded: int = 0
-    skipped: int = 0
-    failed: int = 0
-    bytes: int = 0
-
-    def add(self, item: BulkItem) -> None:
-        if item.status == "downloaded":
-            self.downloaded += 1
-            self.bytes += item.result.bytes if item.result is not None else 0
-        elif item.status == "skipped":
-            self.skipped += 1
-        else:
-            self.failed += 1
-
-    def summary(self) -> ExportSummary:
-        return ExportSummary(self.downloaded, self.skipped, self.failed, self.bytes)
 
 
 def is_item_retryable(error: Exception) -> bool:

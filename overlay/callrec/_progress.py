@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from ._budget import RateStats
-from ._results import BulkItem
+from ._results import BulkItem, ExportSummary
 
 __all__ = ["ExportProgress", "ProgressSnapshot"]
 
@@ -125,10 +125,12 @@ class ExportProgress:
         self._checking = False
 
     def start(self, total: int | None, stats: Callable[[], RateStats] | None) -> None:
-        """Called by the run as it begins: the clock starts now (a ``total`` the caller set is kept when the run
-        cannot know it)."""
+        """Called by the run as it begins: the clock starts now and the counts from zero (a ``total`` the caller
+        set is kept when the run cannot know it)."""
         with self._lock:
             self._started = self._clock()
+            self._counts = dict.fromkeys(self._counts, 0)
+            self._bytes = 0
             self.total = total if total is not None else self.total
             self._stats = stats
 
@@ -144,6 +146,12 @@ class ExportProgress:
         with self._lock:
             self._checking = True
             self._counts["skipped" if ok else "failed"] += 1
+
+    def summary(self) -> ExportSummary:
+        """The counts as ``export`` returns them."""
+        with self._lock:
+            counts, nbytes = dict(self._counts), self._bytes
+        return ExportSummary(counts["downloaded"], counts["skipped"], counts["failed"], nbytes)
 
     def snapshot(self) -> ProgressSnapshot:
         stats = self._stats() if self._stats is not None else None

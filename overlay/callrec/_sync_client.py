@@ -18,7 +18,6 @@ from ._base import BaseClient
 from ._bulk import (
     ITEM_ERRORS,
     BulkItem,
-    ExportCounter,
     adopted,
     already_done,
     in_shard,
@@ -252,17 +251,18 @@ class SyncClientBase(BaseClient):
         part: tuple[int, int] | None,
         lease: float,
         progress: ExportProgress | None,
-        keep: Callable[[BulkItem], None],
-    ) -> None:
+        keep: Callable[[BulkItem], None] | None,
+    ) -> ExportProgress:
         """The run over ``todo`` (checked, unique, this shard's ids); each finished item to ``progress``, then
-        ``keep``."""
+        ``keep``. Returns the counters (``progress``, or the run's own)."""
         export = open_export(dest)
         counters = progress if progress is not None else ExportProgress()
         counters.start(total, self.rate_stats)
 
         def deliver(item: BulkItem) -> None:
             counters.item(item)
-            keep(item)
+            if keep is not None:
+                keep(item)
 
         def one(rid: str) -> BulkItem:
             started = _io.now()
@@ -304,6 +304,7 @@ class SyncClientBase(BaseClient):
                 _io.for_each_bounded(one, todo, concurrency, deliver)
         finally:
             _io.run_to_completion(manifest.close)
+        return counters
 
     def _download_many(
         self,
@@ -343,10 +344,9 @@ class SyncClientBase(BaseClient):
     ) -> ExportSummary:
         check_count("concurrency", concurrency, minimum=1)
         part, lease = check_shard(shard), check_lease_seconds(lease_seconds)
-        summary = ExportCounter()
         todo = in_shard(iter_unique_ids(ids), part)
-        self._export(todo, None, dest, leg, concurrency, overwrite, on_item, part, lease, progress, summary.add)
-        return summary.summary()
+        counters = self._export(todo, None, dest, leg, concurrency, overwrite, on_item, part, lease, progress, None)
+        return counters.summary()
 
     def _link(self, recording_id: str, leg: str | None, margin: object) -> Link:
         seconds = check_margin(margin)

@@ -19,18 +19,6 @@ from callrec.testing import FakeServer
 BUCKETS = ("my-bucket", "bucket", "calls-archive")
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def _fresh_buckets(endpoint: str) -> None:
     """Forget every bucket (moto's reset API), then create the ones the pages name, empty."""
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()

@@ -15,34 +15,9 @@ import botocore.config  # noqa: E402  (with boto3)
 
 moto_server = pytest.importorskip("moto.server")
 
-from callrec.testing import FakeServer  # noqa: E402
-from fake_clients import instant_backoff  # noqa: E402
+from fake_clients import fake, no_backoff  # noqa: E402,F401  (fixtures: fake APIs, no backoff sleeps)
 
 from .store_proxy import S3Proxy  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Backoff sleeps are policy (tested on MockTransport); against loopback servers they only slow a suite."""
-    instant_backoff(monkeypatch)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeServer]:
-    """The vendors' fake APIs and storage (callrec.testing), one per test."""
-    with FakeServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
