@@ -106,6 +106,47 @@ def sdk_single(mode: str, base: str, key: str, recording_id: str, dest: Path, *,
     return Single(data["bytes"] / data["seconds"], data["peak_rss_kib"] / 1024)
 
 
+# The first download in a fresh process (callrec imported, not timed) and a second one on the same client: what
+# setup the first pays (TLS context, pools, budgets). The baseline does the same two requests with httpx.Client.
+_FIRST = """
+import json, sys, time
+mode, base, key, first, second, folder = sys.argv[1:7]
+if mode == "sdk":
+    import callrec
+    client = callrec.FeatherClient(key, base_url=base)
+    def fetch(rid, dest):
+        client.download(rid, dest, overwrite=True)
+else:
+    import httpx
+    client = httpx.Client()
+    def fetch(rid, dest):
+        url = client.get(f"{base}/api/v1/agent-calls/{rid}/recording-url", headers={"X-API-Key": key}).json()["url"]
+        with client.stream("GET", url) as response, open(dest, "wb") as out:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+times = []
+for rid in (first, second):
+    started = time.perf_counter()
+    fetch(rid, f"{folder}/{mode}-{rid}.wav")
+    times.append(time.perf_counter() - started)
+client.close()
+print(json.dumps(times))
+"""
+
+
+def first_download(mode: str, base: str, key: str, ids: tuple[str, str], folder: Path) -> tuple[float, float]:
+    """(first, second) download's seconds in a fresh process: mode "sdk" (FeatherClient) or "httpx" (the same two
+    requests on one httpx.Client). Imports are not timed."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST, mode, base, key, *ids, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    first, second = json.loads(out.strip().splitlines()[-1])
+    return first, second
+
+
 def curl_single(url: str, dest: Path | None, *, fsync: bool = False, proxy: str | None = None) -> float | None:
     """curl's own figure (`%{speed_download}`, bytes/s) for `curl -o dest` (None: /dev/null); None without curl.
 

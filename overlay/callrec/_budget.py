@@ -24,11 +24,12 @@ What it does:
   first request), so its first burst is 8 requests, not its concurrency. On the first throttle the rate is set from
   what that burst got served (and the served count is the origin's burst, ``_burst``), then doubles every
   ``DOUBLING`` s until the next throttle. That one sets a first hold rate (``START_HOLD`` x what the origin served
-  while the sending outran it): held for ``PLATEAU_MIN`` s, then probed slowly, as that measure (less the burst) is
-  a lower bound; only a guess with nothing served to measure is probed at once and fast. From then on the rate
+  while the sending outran it): held for ``PLATEAU_MIN`` s, then probed slowly, as that measure is a lower bound;
+  only a guess with nothing served to measure is probed at once and fast. The throttle that ends this first probe
+  measures the limit from a slow climb, and the plateau after it is ``PLATEAU_MAX`` at once. From then on the rate
   holds at a rate that held (``_good``) for a plateau, then probes above it a few percent a second
-  (``PROBE_SLOPE``; beyond ``PROBE_RANGE`` the limit is not near, and it doubles every ``PROBE_DOUBLING`` s).
-  A throttle while probing sets the hold rate to
+  (``PROBE_SLOPE``, and at least ``PROBE_MIN_SLOPE`` requests/s a second; beyond ``PROBE_RANGE`` the limit is not
+  near, and it doubles every ``PROBE_DOUBLING`` s). A throttle while probing sets the hold rate to
   ``HOLD`` x what was served (never above a hold rate that failed); when it lands where the last one did (within
   ``SAME``) the next plateau is ``PLATEAU_GROWTH`` times longer, up to ``PLATEAU_MAX``: a stable limit is probed,
   and a ``Retry-After`` paid, less and less often (the TCP CUBIC plateau, made to lengthen). A throttle while
@@ -36,10 +37,13 @@ What it does:
   second served, and the plateau shortens. A throttle with a ``Retry-After`` restarts at the hold rate itself (the
   pause refilled the origin's bucket); one without starts ``BETA`` lower and climbs back in ``RECOVERY`` s.
 
-  What was served (``_capacity``): a token bucket serves its burst on top of its rate, so a one-second count
-  overstates a limit of 20/s by up to 25%, and a longer one reaching back to slower sending understates it.
-  Over any trailing stretch of the sending since the last pause (0.25-0.5 s at the end of the slow start,
-  1-4 s after), what was served less the burst is at most the rate: the largest such figure is taken.
+  What was served: a token bucket serves its burst on top of its rate, so a one-second count overstates a limit
+  of 20/s by up to 25%, and a longer one reaching back to slower sending understates it. ``_replayed`` replays the
+  requests served since the last pause (at most ``CAPACITY_WINDOW`` s back), at the times they went, through a
+  token bucket of the origin's burst that was full then: the lowest rate at which it serves them all is a lower
+  bound of the limit, and a close one (it knows when the bucket was full and wasting tokens). ``_capacity``, the
+  older measure, is the largest "served less the burst" over trailing stretches (0.25-0.5 s at the end of the
+  slow start, 1-4 s after); after a probe the larger of the two lower bounds is taken.
 
   Why (issue 26, second pass): the first pass measured served over one second, burst included, so at 20/s the hold
   rate started above the limit (a throttle while holding, a 0.9x cut, a long climb back), and a hold of 0.95 x a
@@ -131,6 +135,9 @@ PLATEAU_GROWTH = 4.0
 PLATEAU_MAX = 32.0
 #: Probing above a limit that held: the rate grows by this fraction of the hold rate per second ...
 PROBE_SLOPE = 0.03
+#: ... and by at least this much (requests/s per second): processes sharing a limit probe alike in absolute terms
+#: (additive increase moves them towards a fair share; a slope in proportion keeps the shares they started with).
+PROBE_MIN_SLOPE = 0.5
 #: ... or by this much when the last hold did not hold or the limit moved ...
 PROBE_SLOPE_FAST = 0.1
 #: ... up to this fraction above it; beyond, the limit is not near, and the rate doubles every PROBE_DOUBLING s.
@@ -140,6 +147,9 @@ PROBE_DOUBLING = 0.5
 CAPACITY_WINDOW = 4.0
 #: ... over stretches at least this long (seconds), as a short one is mostly burst.
 CAPACITY_MIN = 1.0
+#: Replaying what was served through a token bucket (``_replayed``), a request may have reached the origin this
+#: much (seconds) after or before the time it went, as its neighbours did (the bucket may run that many tokens short).
+REPLAY_JITTER = 0.01
 #: The origin's burst is taken off what it served, but never more than this share of it.
 BURST_SHARE = 0.3
 #: Before its first throttle an unpaced client has at most this many requests in flight, plus one per answer
@@ -255,6 +265,7 @@ class RequestBudget:
         self._throttled = 0
         self._served = 0
         self._served_at: collections.deque[float] = collections.deque()
+        self._served_sent: collections.deque[float] = collections.deque()  # when each served request went
         self._first_send: float | None = None
         self._slow_start = False
         self._window_open = False
@@ -267,6 +278,7 @@ class RequestBudget:
         self._start = self._good
         self._plateau = PLATEAU_MIN
         self._stable = 0
+        self._first_probe = False  # the next probe is the first after a measured slow start
         self._fast = False  # probe fast: the hold rate is a rough guess (just out of the slow start)
         self._bad = math.inf  # the lowest hold rate that was throttled (until a probe is served more)
         self._phase_start = -math.inf
@@ -370,10 +382,14 @@ class RequestBudget:
                 served_at = self._served_at
                 now = self._clock()
                 served_at.append(now)
+                self._served_sent.append(ticket.sent)
                 if self._burst_sent[0] <= ticket.sent <= self._burst_sent[1]:
                     self._burst += 1  # one of the first burst's, answered after the first throttle
                 while served_at[0] < now - CAPACITY_WINDOW:
                     served_at.popleft()
+                served_sent = self._served_sent
+                while served_sent and served_sent[0] < now - CAPACITY_WINDOW - 1.0:  # a request sent long ago
+                    served_sent.popleft()  # may have been the last: the deque empties
             return False
         if self.parent is not None and ticket.parent is not None:
             self.parent.on_outcome(ticket.parent, status, retry_after)
@@ -408,7 +424,8 @@ class RequestBudget:
         peer sharing it grew: the hold rate falls to ``DECREASE`` x what was served, and the next hold is short).
         """
         sending = self._rate_of(self._sends, now, paused_until=previous_pause)
-        served = self._capacity(now, CAPACITY_WINDOW, CAPACITY_MIN, previous_pause)
+        replayed = self._replayed(max(now - CAPACITY_WINDOW, previous_pause))
+        served = max(self._capacity(now, CAPACITY_WINDOW, CAPACITY_MIN, previous_pause), replayed)
         span = self._active_span(now, paused_until=previous_pause)
         old = self._rate
         if self._burst == 0 and old is not None:  # not known (the first burst got nothing served): the last
@@ -427,16 +444,27 @@ class RequestBudget:
             kind = "first"
         elif self._slow_start:  # the rate doubled up to a throttle: what was served in its last second, roughly
             self._slow_start = False
-            recent = self._capacity(now, START_WINDOW, MIN_SPAN, previous_pause)
+            # the replay when it tells something (a trailing count over so short a climb overstates low limits)
+            recent = replayed or self._capacity(now, START_WINDOW, MIN_SPAN, previous_pause)
             self._good = START_HOLD * (min(recent, old) if recent > 0 else old)
-            if recent > 0:  # measured (less the burst, a lower bound): hold it, then probe slowly
+            if recent > 0:  # measured (less the burst, a lower bound): hold it, then probe slowly, once
                 self._stable, self._plateau, self._fast = 0, PLATEAU_MIN, False
+                self._first_probe = True
             else:  # nothing served to measure: a rough guess, probed at once and fast
                 self._stable, self._plateau, self._fast = 0, 0.0, True
             kind = "slow start"
         else:
             measured = min(served, old) if span >= RELIABLE_SPAN and served > 0 else old
-            if t >= self._plateau and old > self._good:  # probing above a rate that held for the whole plateau
+            probing = t >= self._plateau and old > self._good  # above a rate that held for the whole plateau
+            if probing and self._first_probe:  # the limit, measured from a slow climb: hold it for long
+                self._first_probe = False
+                self._stable, self._plateau, self._fast = 1, PLATEAU_MAX, False
+                kind = "first probe"
+                if measured > self._bad * (1 + SAME):
+                    self._bad = math.inf
+                estimate = HOLD * min(measured, self._bad)
+                self._good = estimate if measured < self._good else max(self._good, estimate)
+            elif probing:
                 if measured <= self._good / HOLD * (1 + SAME):  # the limit is where it was: hold it, and longer
                     self._stable += 1
                     self._plateau = min(max(self._plateau * PLATEAU_GROWTH, PLATEAU_MIN), PLATEAU_MAX)
@@ -483,6 +511,39 @@ class RequestBudget:
             served,
             self._throttled,
         )
+
+    def _replayed(self, since: float) -> float:
+        """The lowest rate at which a token bucket of the origin's burst, full at ``since``, would have served every
+        request served since then at the time it went: a lower bound of the origin's rate, and a close one.
+
+        Unlike ``_capacity``'s trailing counts it knows when the bucket was full (sending under the rate wastes
+        tokens, so a stretch that starts before the sending outran the limit is not read as slow), and it uses
+        send times, not answer times: answers handled in bunches (a busy event loop, the GIL) would read as a
+        burst. Requests may reach the origin up to ``REPLAY_JITTER`` s later or sooner than their neighbours: the
+        bucket may run that many seconds' worth of tokens short. A bucket that was not full at ``since`` (a pause
+        too short to refill it) only lowers the bound. 0: nothing to tell (everything fitted in the burst).
+        """
+        sends = sorted(t for t in list(self._served_sent) if t >= since)
+        if len(sends) < 2 or self._burst <= 0:
+            return 0.0
+        burst = float(self._burst)
+
+        def serves_all(rate: float) -> bool:
+            level, last = burst, since
+            for t in sends:
+                level = min(burst, level + rate * (t - last)) - 1.0
+                last = t
+                if level < -rate * REPLAY_JITTER:
+                    return False
+            return True
+
+        low, high = 0.0, (len(sends) + 1) / max(sends[-1] - sends[0], 1e-3)
+        while not serves_all(high):
+            low, high = high, 2 * high
+        for _ in range(30):  # to a billionth of the bracket
+            mid = (low + high) / 2
+            low, high = (low, mid) if serves_all(mid) else (mid, high)
+        return high if high >= MIN_RATE else 0.0
 
     def _capacity(self, now: float, window: float, floor: float, paused_until: float) -> float:
         """What the origin served per second while the sending outran it: its rate, or a little under it.
@@ -542,7 +603,7 @@ class RequestBudget:
             target = good
         else:  # probe: slowly once the limit has held where it was, else fast; a limit not found near: doubling
             tau = t - self._plateau
-            slope = PROBE_SLOPE_FAST if self._fast else PROBE_SLOPE
+            slope = max(PROBE_SLOPE_FAST if self._fast else PROBE_SLOPE, PROBE_MIN_SLOPE / good)
             near = PROBE_RANGE / slope
             if tau <= near:
                 target = good * (1.0 + slope * tau)

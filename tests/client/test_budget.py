@@ -17,8 +17,9 @@ from callrec._budget import (
     INITIAL_WINDOW,
     LIMIT_MARGIN,
     MIN_RATE,
-    PLATEAU_GROWTH,
+    PLATEAU_MAX,
     PLATEAU_MIN,
+    PROBE_MIN_SLOPE,
     PROBE_SLOPE,
     PROBE_SLOPE_FAST,
     RECOVERY,
@@ -375,11 +376,13 @@ def test_a_stable_limit_is_held_near_and_probed_less_and_less_often(limit: float
     clock = Clock(0.0)
     budget = RequestBudget("api", clock=clock)
     served, throttled = export(budget, clock, Origin(clock, lambda _t: limit), 240.0)
-    gaps = [b - a for a, b in itertools.pairwise(episodes(throttled))]
-    # the start (first burst, slow start, a first probe) takes a few episodes; then the plateau grows
-    # (PLATEAU_GROWTH x per probe that finds the limit where it was) up to PLATEAU_MAX
-    assert gaps[-1] >= PLATEAU_MIN * PLATEAU_GROWTH**2 and gaps[-1] > 4 * gaps[1]
-    assert len(episodes(throttled)) <= 14
+    probes = [t for t in episodes(throttled) if t > 3.0]  # the first burst's and the slow start's come before
+    # one slow probe measures the limit soon after the start; it is followed by the longest plateau, and every later
+    # probe finds the limit where it was
+    assert probes[0] < 3.0 + PLATEAU_MAX / 2
+    gaps = [b - a for a, b in itertools.pairwise(probes)]
+    assert all(gap >= PLATEAU_MAX for gap in gaps) and len(gaps) >= 4, probes
+    assert len(episodes(throttled)) <= 3 + 240.0 / PLATEAU_MAX  # the start, then one probe per PLATEAU_MAX and more
     assert rate_between(served, 120.0, 240.0) >= 0.93 * limit  # steady state: holding near the limit
     assert len(throttled) / (len(served) + len(throttled)) <= 0.01
 
@@ -442,6 +445,73 @@ def test_after_the_slow_start_a_measured_rate_is_held_before_it_is_probed(
         seen.append(budget.rate)
     assert seen[0] == pytest.approx(hold, rel=0.03)  # held for the plateau ...
     assert seen[1] == pytest.approx(hold * (1 + slope), rel=0.03)  # ... then probed at the slope
+
+
+@pytest.mark.parametrize("limit", [20.0, 60.0, 200.0])
+def test_the_slow_start_holds_under_the_limit_and_near_it(limit: float) -> None:
+    """What was served is replayed through a token bucket of the origin's burst (full after the pause): the first
+    hold rate is under the limit (a trailing count over the climb gave 1.12x at 20/s) and within a fifth of it."""
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    until_the_slow_start_ends(budget, clock, Origin(clock, lambda _t: limit))
+    assert budget.rate is not None
+    assert 0.8 * limit <= budget.rate <= limit
+
+
+def test_answers_handled_in_bunches_are_not_read_as_a_higher_limit() -> None:
+    """The replay uses when requests went, not when their answers were handled: answers that a busy event loop
+    handles four at a time (the same clock reading) say nothing about the origin's burst."""
+    limit = 60.0
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    origin = Origin(clock, lambda _t: limit)
+    pending: list[tuple[Ticket, int]] = []
+    pauses: list[float] = []
+    while len(pauses) < 2:  # the first burst's pause, then the one that ends the slow start
+        ticket = send(budget, clock)
+        clock.now += 0.001
+        pending.append((ticket, origin.answer()))
+        if len(pending) == 4 or pending[-1][1] == 429:
+            for queued, status in pending:  # four answers handled at one instant
+                budget.on_outcome(queued, status, 1.0 if status == 429 else None)
+            pending.clear()
+            if budget.paused_until > (pauses[-1] if pauses else 0.0) + 0.5:
+                pauses.append(budget.paused_until)
+    assert budget.rate is not None
+    assert 0.85 * limit <= budget.rate <= limit
+
+
+@pytest.mark.parametrize("limit", [20.0, 60.0])
+def test_the_first_probe_after_the_slow_start_is_followed_by_the_longest_plateau(limit: float) -> None:
+    """The slow start's measure is a lower bound; one slow probe finds the limit, which is then held PLATEAU_MAX s.
+
+    Each episode is a whole-client Retry-After pause: a 60 s export at 20/s pays four instead of five.
+    """
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    served, throttled = export(budget, clock, Origin(clock, lambda _t: limit), 70.0)
+    probes = [t for t in episodes(throttled) if t > 3.0]  # the first burst's and the slow start's come before
+    # the first probe comes within PLATEAU_MIN and a slow climb; the next one a whole PLATEAU_MAX later
+    assert len(probes) == 2, probes
+    assert probes[0] <= 3.0 + PLATEAU_MIN + 0.15 / PROBE_SLOPE + 4.0
+    assert probes[1] - probes[0] >= PLATEAU_MAX
+    assert rate_between(served, probes[0] + 2.0, probes[1]) >= 0.95 * limit  # held near the limit meanwhile
+
+
+def test_a_slow_client_probes_at_least_probe_min_slope_requests_per_second() -> None:
+    """Additive increase for a small share: four processes sharing a limit probe alike in requests/s, so a worker
+    that started with a small share is not held there by a slope in proportion to it."""
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    resume = until_the_slow_start_ends(budget, clock, Origin(clock, lambda _t: 10.0))
+    hold = budget.rate
+    assert hold is not None and hold < 10.0
+    send_until(budget, clock, resume + PLATEAU_MIN * 0.9)
+    assert budget.rate == pytest.approx(hold, rel=0.03)  # held for the plateau ...
+    send_until(budget, clock, resume + PLATEAU_MIN + 1.0)
+    # ... then probed at PROBE_MIN_SLOPE per second: under 10/s, PROBE_SLOPE would add under 0.3/s a second
+    assert budget.rate == pytest.approx(hold + PROBE_MIN_SLOPE, rel=0.03)
+    assert 1.5 * PROBE_SLOPE * hold < PROBE_MIN_SLOPE
 
 
 def test_the_rate_recovers_from_the_floor_within_seconds() -> None:
