@@ -73,21 +73,21 @@ What it does:
   Fourth pass (issue 26): the start-up had three ``Retry-After`` pauses and the second hold was still 0.94 of the
   limit, because "served less the whole burst" over a trailing stretch is a loose bound when the bucket was only
   partly drained (0.875x of 60/s at the end of the slow start, 0.96x after the first probe), and over so short a
-  climb it overstated low limits (1.12x of 20/s: a throttle while holding at once). ``_replayed`` replays the
-  served requests, at the times they went, through a token bucket of the origin's burst that was full after the
-  pause: under the limit and 0.84-0.93x of it at the end of the slow start (fake clock and simulation, 20-200/s),
-  0.99x after a probe. The probe that
-  first measures the limit is followed by ``PLATEAU_MAX`` at once (was 8 s, then 32): a 60 s export pays four
-  pauses, not five. ``PROBE_MIN_SLOPE``: a slow client (a small share of a fleet, a low limit) probed 3% of a few
-  requests/s a second and stayed where it started. Loopback harness (60 s of work, untold, one run each, idle
-  machine), before -> after: 20/s async C16 0.895x -> 0.924x, C64 0.878x -> 0.924x, sync C16 0.883x -> 0.907x,
-  C64 0.880x -> 0.905x; 60/s async C16 0.889x -> 0.913x, C64 0.873x -> 0.913x, sync C16 0.889x -> 0.915x, C64
-  0.848x -> 0.909x; 429s 0.2-1.2%; second halves 0.94-0.96x. Four processes sharing 60/s: 0.79x (two runs, 2.5-3.1%
-  429), not the 0.85x asked: each worker measures what it was served while a peer was paused by a Retry-After, so
-  the hold rates add up to 1.1-1.5x the limit (simulated) and the workers keep throttling each other; deeper or
-  quicker cuts, keeping the plateau on a throttle while holding, halving what a "higher limit" adds, wall-clock
-  aligned probes and slopes in proportion to the square root of the rate were tried in simulation and all stayed at
-  0.72-0.80x. Telling each worker ``rate_limit=R/N`` (0.97x) is the fleet's answer; docs/guides/fleets.md.
+  climb it overstated low limits (1.12x of 20/s: a throttle while holding at once). ``_replayed`` replays the served
+  requests, at the times they went, through a token bucket of the origin's burst that was full after the pause:
+  under the limit and 0.84-0.93x of it at the end of the slow start (fake clock and simulation, 20-200/s), 0.99x
+  after a probe. The probe that first measures the limit is followed by ``PLATEAU_MAX`` at once (was 8 s, then 32):
+  a 60 s export pays four pauses, not five. ``PROBE_MIN_SLOPE``: a slow client (a small share of a fleet, a low
+  limit) probed 3% of a few requests/s a second and stayed where it started. Loopback harness (60 s of work, untold,
+  one run each, idle machine), before -> after: 20/s async C16 0.895x -> 0.924x, C64 0.878x -> 0.924x, sync C16
+  0.883x -> 0.907x, C64 0.880x -> 0.905x; 60/s async C16 0.889x -> 0.913x, C64 0.873x -> 0.913x, sync C16 0.889x ->
+  0.915x, C64 0.848x -> 0.909x; 429s 0.2-1.2%; second halves 0.94-0.96x. Four processes sharing 60/s: 0.79x (two
+  runs, 2.5-3.1% 429), not the 0.85x asked: each worker measures what it was served while a peer was paused by a
+  Retry-After, so the hold rates add up to 1.1-1.5x the limit (simulated) and the workers keep throttling each
+  other; deeper or quicker cuts, keeping the plateau on a throttle while holding, halving what a "higher limit"
+  adds, wall-clock aligned probes and slopes in proportion to the square root of the rate were tried in simulation
+  and all stayed at 0.72-0.80x. Telling each worker ``rate_limit=R/N`` (0.97x) is the fleet's answer;
+  docs/guides/fleets.md.
 
   The first pass (from CUBIC with a fixed ``K`` of 8 s): each CUBIC cycle cost a whole-client ``Retry-After`` pause
   plus a climb from 0.9 x; a fleet worker that fell low stayed low (the "twice what is sent" cap, measured over
@@ -475,16 +475,12 @@ class RequestBudget:
         else:
             measured = min(served, old) if span >= RELIABLE_SPAN and served > 0 else old
             probing = t >= self._plateau and old > self._good  # above a rate that held for the whole plateau
-            if probing and self._first_probe:  # the limit, measured from a slow climb: hold it for long
-                self._first_probe = False
-                self._stable, self._plateau, self._fast = 1, PLATEAU_MAX, False
-                kind = "first probe"
-                if measured > self._bad * (1 + SAME):
-                    self._bad = math.inf
-                estimate = HOLD * min(measured, self._bad)
-                self._good = estimate if measured < self._good else max(self._good, estimate)
-            elif probing:
-                if measured <= self._good / HOLD * (1 + SAME):  # the limit is where it was: hold it, and longer
+            if probing:
+                if self._first_probe:  # the limit, measured from a slow climb: hold it for long
+                    self._first_probe = False
+                    self._stable, self._plateau, self._fast = 1, PLATEAU_MAX, False
+                    kind = "first probe"
+                elif measured <= self._good / HOLD * (1 + SAME):  # the limit is where it was: hold it, and longer
                     self._stable += 1
                     self._plateau = min(max(self._plateau * PLATEAU_GROWTH, PLATEAU_MIN), PLATEAU_MAX)
                     kind = "probe, same limit"
