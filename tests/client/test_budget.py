@@ -408,15 +408,25 @@ def test_a_lowered_limit_is_followed_within_seconds() -> None:
     assert rate_between(served, 105.0, 130.0) >= 0.8 * 30.0
 
 
-def until_the_slow_start_ends(budget: RequestBudget, clock: Clock, origin: Origin) -> float:
-    """Export until the throttle that ends the slow start (the second pause); returns when that pause ends."""
+def until_the_slow_start_ends(budget: RequestBudget, clock: Clock, origin: Origin, bunch: int = 1) -> float:
+    """Export until the throttle that ends the slow start (the second pause); returns when that pause ends.
+
+    ``bunch``: answers are handled that many at a time, at one clock reading (as a busy event loop does); a throttled
+    answer is handled at once, with those before it.
+    """
+    pending: list[tuple[Ticket, int]] = []
     pauses: list[float] = []
-    while len(pauses) < 2:
+    while len(pauses) < 2:  # the first burst's pause, then the one that ends the slow start
         ticket = send(budget, clock)
         clock.now += 0.001
-        status = origin.answer()
-        budget.on_outcome(ticket, status, 1.0 if status == 429 else None)
-        if status == 429 and (not pauses or budget.paused_until > pauses[-1] + 0.5):
+        pending.append((ticket, origin.answer()))
+        if len(pending) < bunch and pending[-1][1] != 429:
+            continue
+        for queued, status in pending:
+            budget.on_outcome(queued, status, 1.0 if status == 429 else None)
+        throttled = any(status == 429 for _, status in pending)
+        pending.clear()
+        if throttled and (not pauses or budget.paused_until > pauses[-1] + 0.5):
             pauses.append(budget.paused_until)
     return pauses[-1]
 
@@ -464,19 +474,7 @@ def test_answers_handled_in_bunches_are_not_read_as_a_higher_limit() -> None:
     limit = 60.0
     clock = Clock(0.0)
     budget = RequestBudget("api", clock=clock)
-    origin = Origin(clock, lambda _t: limit)
-    pending: list[tuple[Ticket, int]] = []
-    pauses: list[float] = []
-    while len(pauses) < 2:  # the first burst's pause, then the one that ends the slow start
-        ticket = send(budget, clock)
-        clock.now += 0.001
-        pending.append((ticket, origin.answer()))
-        if len(pending) == 4 or pending[-1][1] == 429:
-            for queued, status in pending:  # four answers handled at one instant
-                budget.on_outcome(queued, status, 1.0 if status == 429 else None)
-            pending.clear()
-            if budget.paused_until > (pauses[-1] if pauses else 0.0) + 0.5:
-                pauses.append(budget.paused_until)
+    until_the_slow_start_ends(budget, clock, Origin(clock, lambda _t: limit), bunch=4)
     assert budget.rate is not None
     assert 0.85 * limit <= budget.rate <= limit
 
