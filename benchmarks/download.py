@@ -134,14 +134,30 @@ print(json.dumps(times))
 """
 
 
-def first_download(mode: str, base: str, key: str, ids: tuple[str, str], folder: Path) -> tuple[float, float]:
+def first_download(
+    mode: str, base: str, key: str, ids: tuple[str, str], folder: Path, *, bytecode: bool = True
+) -> tuple[float, float]:
     """(first, second) download's seconds in a fresh process: mode "sdk" (FeatherClient) or "httpx" (the same two
-    requests on one httpx.Client). Imports are not timed."""
+    requests on one httpx.Client). Imports are not timed, but callrec imports what a download needs on first use.
+
+    `bytecode`: modules load from cached bytecode, as from any installed package (written under `folder` by the
+    first such run, whatever PYTHONDONTWRITEBYTECODE says); False: PYTHONDONTWRITEBYTECODE=1, as these
+    machines set it, so a checkout's modules (no __pycache__ beside them) compile in each process; installed
+    packages keep the bytecode pip wrote.
+    """
+    env = dict(os.environ)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX", None)
     out = subprocess.run(
         [sys.executable, "-c", _FIRST, mode, base, key, *ids, str(folder)],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     ).stdout
     first, second = json.loads(out.strip().splitlines()[-1])
     return first, second

@@ -37,8 +37,9 @@ can be personal data (phone calls): ``callrec.recording_id`` is kept only after
 ``set_record_ids(True)``, and exception text is scrubbed of URL queries, credentials, URL paths and
 the ids of the enclosing spans.
 
-Cost: ``import callrec`` imports no opentelemetry module; the first call does. Without
-opentelemetry-api, or with it but no SDK provider set, :func:`span` returns the shared
+Cost: callrec imports no opentelemetry module itself: it looks for the API once the application has
+imported it (an application that sets a provider has). Without opentelemetry-api, or with it but no SDK
+provider set, :func:`span` returns the shared
 :data:`NULL_SPAN` and the ``record_*`` functions return after a provider check (no allocation).
 """
 
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
@@ -335,7 +337,17 @@ _instruments_cache: tuple[object, _Instruments | None] | None = None
 
 
 def _load() -> _Api | None:
+    """The API, once the application has imported it; None (and a look again on the next call) before.
+
+    Until something imports ``opentelemetry.trace`` or ``opentelemetry.metrics``, no provider can have been
+    set, so every span would be the API's non-recording one and every measurement dropped: importing the
+    API only to learn that costs a first download ~10 ms (it pulls importlib.metadata). A provider set
+    later is picked up on the next call, as the API's own proxies would.
+    """
     global _api, _loaded
+    modules = sys.modules
+    if "opentelemetry.trace" not in modules and "opentelemetry.metrics" not in modules:
+        return None
     try:
         _api = _Api()
     except ImportError:

@@ -14,6 +14,7 @@ from callrec import _otel
 
 # The calls a driver makes, then checks that none of them recorded or allocated a span.
 EXERCISE = """
+import sys
 from callrec import _otel
 
 attrs = {"callrec.vendor": "feather", _otel.RECORDING_ID: "call_1"}
@@ -56,9 +57,18 @@ def test_without_opentelemetry_every_call_is_a_no_op() -> None:
     assert out.split() == ["True", "[]"]
 
 
-def test_with_the_api_but_no_sdk_every_call_is_a_no_op() -> None:
-    out = _run(EXERCISE + "print(_otel._api is not None, _otel._fast_provider_reads())\n")
+def test_with_the_api_imported_but_no_sdk_every_call_is_a_no_op() -> None:
+    out = _run(
+        "import opentelemetry.trace\n" + EXERCISE + "print(_otel._api is not None, _otel._fast_provider_reads())\n"
+    )
     assert out.split() == ["True", "True"]
+
+
+def test_an_api_nobody_imported_is_not_imported_by_callrec() -> None:
+    # Installed (the dev venv has it) but not imported by the application: no provider can be set, so callrec
+    # does not pay ~10 ms importing it to find that out, on every call of EXERCISE.
+    out = _run(EXERCISE + 'print(_otel._api is None, sorted(m for m in sys.modules if "opentelemetry" in m))\n')
+    assert out.split() == ["True", "[]"]
 
 
 def test_import_callrec_imports_no_opentelemetry_module() -> None:
