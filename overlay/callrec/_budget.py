@@ -298,6 +298,7 @@ class RequestBudget:
         self._plateau = PLATEAU_MIN
         self._stable = 0
         self._first_probe = False  # the next probe is the first after a measured slow start
+        self._held = False  # hold(): a fleet worker waiting for its scout sends nothing
         self._fast = False  # probe fast: the hold rate is a rough guess (just out of the slow start)
         self._bad = math.inf  # the lowest hold rate that was throttled (until a probe is served more)
         self._phase_start = -math.inf
@@ -324,6 +325,8 @@ class RequestBudget:
         return 0.0
 
     def _delay(self, ticket: Ticket, now: float) -> float:
+        if self._held:
+            return WAIT_SLICE  # a fleet's scout is finding the limit: nothing goes until it says
         if self._rate is None and self._pause_until <= now:
             if self._window_open or self._in_window(now):
                 return 0.0  # the fast path: never throttled, no limit
@@ -643,6 +646,35 @@ class RequestBudget:
         if self._rate is not None and rate > self._rate:  # a decrease is logged by _drop, with its reasons
             log.info("%s: request rate %.1f -> %.1f/s", self.label, self._rate, rate)
         self._rate = rate
+
+    # -- a fleet's share (``_fleet``) ---------------------------------------
+
+    def hold(self, held: bool) -> None:
+        """Send nothing while ``held`` (waiting requests ask again every ``WAIT_SLICE``); False: go on."""
+        with self._lock:
+            self._held = held
+            self._reschedule(self._clock())
+
+    def limit_to(self, rate_limit: float | None) -> None:
+        """Pace as a budget made with ``rate_limit`` would (a fleet worker's share of a limit its scout found),
+        keeping the counters; None: adaptive again, unpaced until the next throttle, as a new client is."""
+        with self._lock:
+            if rate_limit is None:
+                self.ceiling, self._min_gap, self._rate = None, 0.0, None
+                self._last_drop, self._slow_start = -math.inf, False
+            else:
+                self.ceiling = rate_limit * LIMIT_MARGIN
+                self._min_gap = 1.0 / rate_limit
+                self._rate = self._good = self._start = self.ceiling
+            self._reschedule(self._clock())
+
+    def found_limit(self) -> float | None:
+        """The origin's rate as a probe above the hold rate measured it (what was served), or None before one
+        (and with a ``rate_limit``: nothing was found). A fleet's scout publishes it for its peers."""
+        with self._lock:
+            if self.ceiling is not None or self._stable < 1 or self._first_probe:
+                return None
+            return self._good / HOLD
 
     # -- reading ----------------------------------------------------------
 

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 
 from ._download import CommitHook
 from ._errors import CallrecError, DownloadError, ExportLockedError
+from ._fleet import Pacer
 from ._results import BulkItem, DownloadResult
 from ._retry import retry_delay
 from ._validate import check_recording_id
 
 if TYPE_CHECKING:
+    from ._budget import RequestBudget
     from ._destinations import ExportRun
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "record_on_commit",
     "settle",
     "shard_of",
+    "start_fleet",
+    "stop_fleet",
     "unique_ids",
     "unknown_object",
 ]
@@ -155,3 +159,21 @@ def report(item: BulkItem, on_item: Callable[[BulkItem], None] | None) -> BulkIt
     if on_item is not None:
         on_item(item)
     return item
+
+
+def start_fleet(run: ExportRun, provider: str, part: tuple[int, int] | None, budget: RequestBudget) -> Pacer | None:
+    """Shard k of n > 1 with an adaptive API budget (no ``rate_limit``): pace with the other shards through the
+    destination's board (``_fleet``). Blocking (it reads the board, and holds the budget if a scout is finding the
+    limit). None: not a fleet, or told its limit."""
+    if part is None or part[1] < 2 or budget.ceiling is not None or budget.parent is not None:
+        return None
+    board = run.board(provider, part[1])
+    if board is None:
+        return None
+    return Pacer(board, part, budget).start()
+
+
+def stop_fleet(pacer: Pacer | None) -> None:
+    """The run has ended: its share is free (blocking: a write to the board)."""
+    if pacer is not None:
+        pacer.close()

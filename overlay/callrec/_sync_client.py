@@ -25,6 +25,8 @@ from ._bulk import (
     record_on_commit,
     report,
     settle,
+    start_fleet,
+    stop_fleet,
     unique_ids,
     unknown_object,
 )
@@ -300,8 +302,15 @@ class SyncClientBase(BaseClient):
         manifest = _io.acquire(lambda: export.begin(self._vendor.name, part, lease), _close_run)
         attributes = {"callrec.vendor": self._vendor.name, "callrec.concurrency": concurrency}
         try:
-            with _otel.span(_otel.DOWNLOAD_MANY, attributes):
-                _io.for_each_bounded(one, todo, concurrency, deliver)
+            # A shard of a fleet with no rate_limit shares the limit one scout finds (_fleet): a worker may hold
+            # here until it is found; a cancellation meanwhile stops the pacing (its share is then free).
+            budget = self._budgets.api
+            pacer = _io.acquire(lambda: start_fleet(manifest, self._vendor.name, part, budget), stop_fleet)
+            try:
+                with _otel.span(_otel.DOWNLOAD_MANY, attributes):
+                    _io.for_each_bounded(one, todo, concurrency, deliver)
+            finally:
+                _io.run_to_completion(stop_fleet, pacer)
         finally:
             _io.run_to_completion(manifest.close)
         return counters

@@ -48,7 +48,9 @@ def test_status_of_a_sharded_partly_failed_partly_running_bucket_export_reports_
         wait_for(lambda: "e/.callrec/3-of-3/lease.json" in s3.objects("e/.callrec/"))
         s3.proxy.clear()
         found = callrec.status(s3.url("e/"))
-        assert [r.method for r in s3.proxy.requests if r.method not in ("GET", "HEAD")] == []  # only reads
+        # only reads (the running shard's own writes to its fleet board are not status's)
+        writes = [r for r in s3.proxy.requests if r.method not in ("GET", "HEAD")]
+        assert [r.method for r in writes if not r.key.startswith("e/.callrec/fleet/")] == []
         out = CliRunner().invoke(main_cli(), ["status", s3.url("e/"), "--json"])
     finally:
         third.join()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
+from .._fleet import Board
 from .._manifest import Entries
 
 if TYPE_CHECKING:
@@ -164,6 +165,15 @@ class ExportRun(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Write what is pending and release the lock or lease. Never raises (a failure is logged)."""
+
+    def board(self, provider: str, n: int) -> Board | None:
+        """The board the ``n`` shards of this destination share a vendor's limit on (``_fleet``); None: none."""
+        return None
+
+
+def fleet_name(provider: str, n: int) -> str:
+    """The folder of a fleet's board under ``.callrec/fleet/``: one per vendor and number of shards."""
+    return f"{safe_name(provider)}-{n}"
 
 
 class Export(abc.ABC):

@@ -26,10 +26,12 @@ import attrs
 
 from .._audio import EXTENSIONS, extension_for
 from .._errors import DownloadError, ExportLockedError
+from .._fleet import LIMIT_FILE, SCOUT_FILE, Board, BoardState, parse_limit, parse_scout
 from .._manifest import Done, entry, merge_entries
 from .._results import BulkItem, DownloadResult
 from .._sink import FileSink
 from . import (
+    STATE_DIR,
     Export,
     ExportRun,
     ExportStatus,
@@ -42,6 +44,7 @@ from . import (
     Watch,
     _tag_order,
     export_status,
+    fleet_name,
     item_stem,
     shard_status,
     shard_tag,
@@ -210,6 +213,54 @@ def disk_errors() -> Iterator[None]:
 # -- bulk runs ---------------------------------------------------------------
 
 
+class FolderBoard(Board):
+    """A fleet's board in a folder: ``.callrec/fleet/<vendor>-<n>/``; a file's age is its mtime's."""
+
+    def __init__(self, folder: Path, provider: str, n: int) -> None:
+        self.path = folder / STATE_DIR / "fleet" / fleet_name(provider, n)
+
+    def read(self) -> BoardState:
+        modified: dict[str, float] = {}
+        try:
+            with os.scandir(self.path) as entries:
+                for item in entries:
+                    if not item.name.startswith("."):
+                        with contextlib.suppress(FileNotFoundError):
+                            modified[item.name] = item.stat().st_mtime
+        except FileNotFoundError:
+            return BoardState()
+        bodies: dict[str, bytes | None] = {}
+        for name in (LIMIT_FILE, SCOUT_FILE):
+            bodies[name] = None
+            if name in modified:
+                with contextlib.suppress(FileNotFoundError):
+                    bodies[name] = (self.path / name).read_bytes()
+        limit, scout = bodies[LIMIT_FILE], bodies[SCOUT_FILE]
+        return BoardState(
+            modified=modified,
+            limit=None if limit is None else parse_limit(limit),
+            scout=None if scout is None else parse_scout(scout),
+        )
+
+    def put(self, name: str, body: bytes) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        temp = self.path / f".{name}.{secrets.token_hex(4)}"
+        temp.write_bytes(body)
+        os.replace(temp, self.path / name)  # a reader sees the old body or the new, never half of one
+
+    def create(self, name: str, body: bytes) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        temp = self.path / f".{name}.{secrets.token_hex(4)}"
+        temp.write_bytes(body)
+        try:
+            os.link(temp, self.path / name)  # whole, and only if absent (FileExistsError)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def delete(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
+
+
 class Manifest(ExportRun):
     """Append-only JSON-lines record of finished items, locked for the length of a run.
 
@@ -281,6 +332,9 @@ class Manifest(ExportRun):
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._fh.close()
+
+    def board(self, provider: str, n: int) -> FolderBoard:
+        return FolderBoard(self.folder, provider, n)
 
 
 def _relative(path: Path, folder: Path) -> str:

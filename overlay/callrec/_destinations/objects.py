@@ -59,6 +59,7 @@ from obstore.exceptions import AlreadyExistsError, BaseError, PreconditionError
 
 from .._audio import EXTENSIONS, SNIFF_BYTES, extension_for, sniff_extension
 from .._errors import DownloadError, ExportLockedError
+from .._fleet import LIMIT_FILE, SCOUT_FILE, Board, BoardState, parse_limit, parse_scout
 from .._lease import LEASE_SECONDS, Holder, LeaseClock, expires_at, new_token
 from .._manifest import BATCH_ENTRIES, Batch, Done, Entries, entry
 from .._redact import redact_text
@@ -79,6 +80,7 @@ from . import (
     Watch,
     _tag_order,
     export_status,
+    fleet_name,
     item_stem,
     shard_status,
     shard_tag,
@@ -922,6 +924,62 @@ class Lease:
                 obstore.delete(self.bucket.store, self.key)
 
 
+class BucketBoard(Board):
+    """A fleet's board in a bucket: ``.callrec/fleet/<vendor>-<n>/``; one listing a read, and a GET of
+    ``limit.json`` or ``scout.json`` only when its ETag moved. Ages are the objects' ``Last-Modified``."""
+
+    def __init__(self, bucket: Bucket, provider: str, n: int) -> None:
+        self.prefix = f"{STATE_DIR}/fleet/{fleet_name(provider, n)}"
+        self._store = _bounded_retries(bucket.store, LEASE_RETRY_SECONDS)  # a poll, not a transfer: fail fast
+        self._bodies: dict[str, tuple[str | None, bytes | None]] = {}  # name: (ETag, body) as last read
+
+    def read(self) -> BoardState:
+        with object_errors("read the fleet board of"):
+            modified: dict[str, float] = {}
+            tags: dict[str, str | None] = {}
+            for batch in obstore.list(self._store, f"{self.prefix}/", chunk_size=1000):
+                for meta in batch:
+                    name = str(meta["path"]).rsplit("/", 1)[-1]
+                    modified[name] = meta["last_modified"].timestamp()
+                    tags[name] = same_etag(meta.get("e_tag"))
+            bodies = {name: self._body(name, tags) for name in (LIMIT_FILE, SCOUT_FILE)}
+        limit, scout = bodies[LIMIT_FILE], bodies[SCOUT_FILE]
+        return BoardState(
+            modified=modified,
+            limit=None if limit is None else parse_limit(limit),
+            scout=None if scout is None else parse_scout(scout),
+        )
+
+    def _body(self, name: str, tags: dict[str, str | None]) -> bytes | None:
+        if name not in tags:
+            self._bodies.pop(name, None)
+            return None
+        cached = self._bodies.get(name)
+        if cached is not None and cached[0] is not None and cached[0] == tags[name]:
+            return cached[1]
+        try:
+            body: bytes | None = bytes(obstore.get(self._store, f"{self.prefix}/{name}").bytes())
+        except FileNotFoundError:
+            body = None
+        self._bodies[name] = (tags[name], body)
+        return body
+
+    def put(self, name: str, body: bytes) -> None:
+        with object_errors("write the fleet board of"):
+            obstore.put(self._store, f"{self.prefix}/{name}", body)
+
+    def create(self, name: str, body: bytes) -> None:
+        with object_errors("write the fleet board of"):
+            try:
+                obstore.put(self._store, f"{self.prefix}/{name}", body, mode="create")
+            except AlreadyExistsError:
+                raise FileExistsError(name) from None
+
+    def delete(self, name: str) -> None:
+        with object_errors("write the fleet board of"), contextlib.suppress(FileNotFoundError):
+            obstore.delete(self._store, f"{self.prefix}/{name}")
+
+
 class BucketRun(ExportRun):
     """A bulk run into a bucket prefix: its shard's lease, the state it read, and the manifest batch it fills."""
 
@@ -1126,3 +1184,6 @@ class BucketRun(ExportRun):
             log.warning("callrec: could not tidy the manifest of %s (%s)", self.bucket.base, type(exc).__name__)
         finally:
             self.lease.release()
+
+    def board(self, provider: str, n: int) -> BucketBoard:
+        return BucketBoard(self.bucket, provider, n)
