@@ -151,7 +151,7 @@ class FleetPolicy:
         self.scouting: tuple[float, int] | None = None  # (since, throttled then) while this worker is the scout
         self.fell_back = False  # stopped waiting: finds a rate alone from now on
         self.published: float | None = None
-        self._last = Decision(hold=True, rate_limit=None)
+        self._last = Decision(hold=False, rate_limit=None)  # a board never read says nothing to wait for
 
     def decide(self, now: float, view: View | None, found: float | None, throttled: int = 0) -> Decision:
         if view is None:
@@ -285,7 +285,7 @@ class Pacer:
         if decision.release:
             self._release()
         elif decision.claim:
-            self._claim(view)
+            decision = self._claim(view) or decision
         elif (
             view is not None
             and view.scout == self.token
@@ -317,7 +317,8 @@ class Pacer:
             peers=peers,
         )
 
-    def _claim(self, view: View | None) -> None:
+    def _claim(self, view: View | None) -> Decision | None:
+        """Try to become the scout; a decision that replaces the policy's when the board cannot be written."""
         if view is not None and view.scout is not None:  # a dead scout's: take it over (one create wins)
             self._safely(lambda: self.board.delete(SCOUT_FILE), "drop a stale scout claim")
             log.info("callrec fleet %s: the scout stopped; finding the limit instead", self._tag)
@@ -325,8 +326,14 @@ class Pacer:
             self._write_claim(create=True)
         except FileExistsError:
             pass  # another worker's (or ours, applied and answered with an error: the next read tells)
-        except Exception as exc:
-            log.warning("callrec fleet %s: could not claim the scout (%s)", self._tag, type(exc).__name__)
+        except Exception as exc:  # a board it cannot write to cannot share a limit: find a rate alone
+            log.warning(
+                "callrec fleet %s: could not claim the scout (%s); finding a rate alone", self._tag, type(exc).__name__
+            )
+            self.policy.fell_back = True
+            self.decision = None  # applied afresh below
+            return Decision(False, None)
+        return None
 
     def _write_claim(self, *, create: bool = False) -> None:
         body = json.dumps({"token": self.token, "by": self._tag}).encode()

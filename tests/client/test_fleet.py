@@ -95,6 +95,7 @@ def test_a_board_that_cannot_be_read_keeps_the_last_decision_and_a_waiter_gives_
     p = policy()
     assert p.decide(0.0, View(limit=60.0, limit_age=1.0, peers=3), None) == Decision(False, 15.0)
     assert p.decide(100.0, None, None) == Decision(False, 15.0)  # pacing goes on at the last share
+    assert policy().decide(0.0, None, None) == ALONE  # never read: nothing to wait for
     w = policy()
     assert w.decide(0.0, View(scout="s", scout_age=1.0), None) == HOLD
     assert w.decide(1.0, None, None) == HOLD

@@ -1,4 +1,5 @@
-"""The object-store promises, the same tests against S3 (moto), Azure Blob (Azurite) and GCS (the XML API double).
+"""The object-store promises, the same tests against S3 (moto), Azure Blob (Azurite) and GCS (the XML API double),
+a fleet's board (``BucketBoard``) among them.
 
 ``store`` is the ``s3``, ``azure`` or ``gcs`` fixture's object, given what the three do not all have: ``metadata``,
 ``put`` and ``delete`` (S3: through boto3 straight to moto), ``fail(rule, status, once=, apply=)`` (S3 and Azure:
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -20,7 +22,9 @@ from typing import Any
 import attrs
 import callrec
 import pytest
+from callrec._budget import RequestBudget
 from callrec._destinations import objects
+from callrec._fleet import SCOUT_FILE, Decision, Pacer
 from callrec.testing import FakeServer, faults
 
 from .azurite import Azure
@@ -410,3 +414,70 @@ def test_quick_verify_reads_no_recording_and_names_a_missing_and_a_rewritten_obj
     assert report.quick and report.checked == 4 and not report.ok
     assert [(p.recording_id, p.problem) for p in report.problems] == [("c1", "missing"), ("c2", "e_tag")]
     assert report.problems[0].location == store.url("p/feather-c1-main.wav")
+
+
+# -- a fleet's board (_fleet): create-only claims, whole bodies, the store's ages, faults -----------------------------
+
+
+FLEET_IDS = [f"c{i}" for i in range(1, 9)]
+
+
+def board_of(bucket_store: Any, n: int = 2) -> objects.BucketBoard:
+    return objects.BucketBoard(objects.open_export(bucket_store.url("p/")), "feather", n)
+
+
+def test_claims_are_create_only_bodies_whole_and_a_read_lists_once(store: Any) -> None:
+    board = board_of(store)
+    assert board.read().modified == {}
+    board.create(SCOUT_FILE, json.dumps({"token": "a", "by": "1/2"}).encode())
+    with pytest.raises(FileExistsError):
+        board.create(SCOUT_FILE, json.dumps({"token": "b", "by": "2/2"}).encode())
+    board.put("limit.json", json.dumps({"limit": 59.5, "by": "1/2"}).encode())
+    board.put("running-1", b"")
+    state = board.read()
+    assert (state.scout, state.limit) == ("a", 59.5)
+    assert sorted(state.modified) == ["limit.json", "running-1", "scout.json"]
+    assert max(state.modified.values()) - min(state.modified.values()) < 60  # the store's own clock, in seconds
+    store.clear_log()
+    again = board.read()
+    assert (again.scout, again.limit) == ("a", 59.5)
+    gets = [r for r in store.requests if not r.is_write and r.key and r.key.endswith((SCOUT_FILE, "limit.json"))]
+    assert gets == []  # unchanged ETags: listed, not read again
+    board.delete(SCOUT_FILE)
+    board.delete(SCOUT_FILE)  # gone already: fine
+    assert board.read().scout is None
+    assert {k for k in store.objects("p/")} == {
+        "p/.callrec/fleet/feather-2/limit.json",
+        "p/.callrec/fleet/feather-2/running-1",
+    }
+
+
+def test_a_claim_the_store_applied_but_answered_500_is_read_back_as_ours(store: Any) -> None:
+    store.fail(lambda r: r.is_write and r.key.endswith(SCOUT_FILE), 500, apply=True)  # then obstore retries: exists
+    budget = RequestBudget("feather API")
+    pacer = Pacer(board_of(store), (1, 2), budget).start()
+    try:
+        assert pacer.decision == Decision(False, None)  # scouting, not waiting for a scout that is itself
+        assert json.loads(store.get(f"p/.callrec/fleet/feather-2/{SCOUT_FILE}"))["token"] == pacer.token
+    finally:
+        pacer.close()
+    assert store.objects("p/.callrec/fleet/") == {}
+
+
+def test_an_export_whose_board_answers_500_to_everything_still_exports_every_recording(
+    fake: FakeServer, store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    for rid in FLEET_IDS:
+        fake.add_recording("feather", rid)
+
+    def on_board(r: Any) -> bool:  # its objects, and the listings of its folder
+        return "/.callrec/fleet/" in f"/{r.key}" or any(".callrec/fleet" in p for p in r.query.get("prefix", []))
+
+    store.fail(on_board, 500, once=False)
+    caplog.set_level(logging.WARNING, logger="callrec")
+    items = [item for k in (1, 2) for item in download_many(fake, "sync", FLEET_IDS, store.url("p/"), shard=(k, 2))]
+    assert sorted(item.recording_id for item in items) == sorted(FLEET_IDS)
+    assert {item.status for item in items} == {"downloaded"}
+    warnings = [r.getMessage() for r in caplog.records if "callrec fleet" in r.getMessage()]
+    assert any("could not read the board" in m for m in warnings)
+    assert all(store.url("p/") not in m and "?" not in m for m in warnings)  # no URL, no query in a log line
