@@ -5,13 +5,14 @@ The API (callrec.testing in its own process) allows R requests/s, a token bucket
 `fleet()` runs W processes on shards 1/W..W/W of the same ids against one such API (a limit they share).
 
 Usage (one fleet worker, as `fleet()` starts it):
-`python -m benchmarks.rate_limit --worker BASE_URL KEY COUNT K W RATE_LIMIT|none FLAVOUR CONCURRENCY`
+`python -m benchmarks.rate_limit --worker BASE_URL KEY COUNT K W RATE_LIMIT|none FLAVOUR CONCURRENCY FOLDER|own`
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -66,11 +67,14 @@ def export(
     concurrency: int,
     rate_limit: float | None,
     shard: tuple[int, int] | None = None,
+    into: str | None = None,
 ) -> Run:
-    """download_many of r0..r<count-1> (or one shard of them) into a fresh folder, timed."""
+    """download_many of r0..r<count-1> (or one shard of them) into ``into`` (a fleet's shared folder) or a fresh
+    folder, timed."""
     ids = [f"r{i}" for i in range(count)]
     key, base = info["FEATHER_API_KEY"], info["FEATHER_BASE_URL"]
-    with tempfile.TemporaryDirectory(prefix="callrec-bench-rl-", dir=FOLDER_ROOT) as folder:
+    fresh = tempfile.TemporaryDirectory(prefix="callrec-bench-rl-", dir=FOLDER_ROOT) if into is None else None
+    with fresh if fresh is not None else contextlib.nullcontext(into) as folder:
         started = time.perf_counter()
         if flavour == "sync":
             with callrec.FeatherClient(key, base_url=base, rate_limit=rate_limit) as client:
@@ -89,9 +93,18 @@ def export(
 
 
 def fleet(
-    info: Mapping[str, str], workers: int, flavour: str, count: int, concurrency: int, rate_limit: float | None
+    info: Mapping[str, str],
+    workers: int,
+    flavour: str,
+    count: int,
+    concurrency: int,
+    rate_limit: float | None,
+    *,
+    shared: bool = True,
 ) -> Run:
-    """``workers`` processes, each exporting its shard with ``rate_limit`` (None: each finds the limit alone).
+    """``workers`` processes, each exporting its shard with ``rate_limit`` (None: the fleet finds the limit: one
+    scout, then shares, through the destination's board), into one folder (``shared``, as shards of one export
+    are) or each into its own (no board: each finds a rate alone).
 
     The run's time is the slowest worker's; throttled and failed are summed.
     """
@@ -99,11 +112,13 @@ def fleet(
     argv += [info["FEATHER_API_KEY"], str(count)]
     tail = ["none" if rate_limit is None else str(rate_limit), flavour, str(concurrency)]
     env = _servers._env()
-    procs = [
-        subprocess.Popen([*argv, str(k), str(workers), *tail], stdout=subprocess.PIPE, text=True, env=env)
-        for k in range(1, workers + 1)
-    ]
-    runs = [Run(**json.loads(proc.communicate()[0].strip().splitlines()[-1])) for proc in procs]
+    with tempfile.TemporaryDirectory(prefix="callrec-bench-fleet-", dir=FOLDER_ROOT) as folder:
+        into = folder if shared else "own"
+        procs = [
+            subprocess.Popen([*argv, str(k), str(workers), *tail, into], stdout=subprocess.PIPE, text=True, env=env)
+            for k in range(1, workers + 1)
+        ]
+        runs = [Run(**json.loads(proc.communicate()[0].strip().splitlines()[-1])) for proc in procs]
     return Run(
         max(run.seconds for run in runs),
         sum(run.throttled for run in runs),
@@ -114,11 +129,12 @@ def fleet(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rate_limit", description=__doc__)
-    parser.add_argument("--worker", nargs=8, required=True, metavar="ARG", help="see the usage line above")
-    base, key, count, k, workers, rate_limit, flavour, concurrency = parser.parse_args(argv).worker
+    parser.add_argument("--worker", nargs=9, required=True, metavar="ARG", help="see the usage line above")
+    base, key, count, k, workers, rate_limit, flavour, concurrency, into = parser.parse_args(argv).worker
     info = {"FEATHER_BASE_URL": base, "FEATHER_API_KEY": key}
     limit = None if rate_limit == "none" else float(rate_limit)
-    run = export(info, flavour, int(count), int(concurrency), limit, (int(k), int(workers)))
+    shard = (int(k), int(workers))
+    run = export(info, flavour, int(count), int(concurrency), limit, shard, None if into == "own" else into)
     print(json.dumps({"seconds": run.seconds, "throttled": run.throttled, "failed": run.failed, "count": run.count}))
     return 0
 

@@ -494,30 +494,47 @@ def bench_rate_limit(sizes: Sizes, work: Path, log: Log) -> list[Row]:
                         rows.append(_rate_row(per_second, flavour, concurrency, told, run))
                         log(f"rate limit: {rows[-1].subject}: {run.rate:.1f}/s, {rows[-1].note}")
     workers = sizes.rate_fleet
-    for told, seconds in zip((False, True), sizes.rate_fleet_seconds, strict=True):
-        count = max(round(fastest * seconds), workers)
+    untold, told_seconds = sizes.rate_fleet_seconds
+    # (told, flavour, shared destination): the fleet finding the limit (sync and async), the same shards each into
+    # a folder of its own (no board: each finds a rate alone, as every fleet did before), and the told fleet
+    for told, flavour, shared in (
+        (False, "async", True),
+        (False, "sync", True),
+        (False, "async", False),
+        (True, "async", True),
+    ):
+        count = max(round(fastest * (told_seconds if told else untold)), workers)
         with rate_limit.server(count, fastest) as info:
             share = fastest / workers if told else None
-            run = rate_limit.fleet(info, workers, "async", count, min(sizes.rate_concurrency), share)
-            rows.append(_rate_row(fastest, "async", min(sizes.rate_concurrency), told, run, workers))
+            run = rate_limit.fleet(info, workers, flavour, count, min(sizes.rate_concurrency), share, shared=shared)
+            rows.append(_rate_row(fastest, flavour, min(sizes.rate_concurrency), told, run, workers, shared))
             log(f"rate limit: {rows[-1].subject}: {run.rate:.1f}/s, {rows[-1].note}")
     return rows
 
 
 def _rate_row(
-    per_second: float, flavour: str, concurrency: int, told: bool, run: rate_limit.Run, workers: int = 1
+    per_second: float,
+    flavour: str,
+    concurrency: int,
+    told: bool,
+    run: rate_limit.Run,
+    workers: int = 1,
+    shared: bool = True,
 ) -> Row:
     ratio = run.rate / per_second
     share = run.share_429 * 100
     if told:
         target, met = ">= 0.9x, <= 2% 429, 0 failed", ratio >= 0.9 and share <= 2 and run.failed == 0
+    elif workers > 1 and not shared:
+        target, met = "", None  # the fleet before its board: for comparison
     elif workers > 1:
         target, met = ">= 0.85x, <= 5% 429, 0 failed", ratio >= 0.85 and share <= 5 and run.failed == 0
     else:
         target, met = ">= 0.9x, <= 2% 429, 0 failed", ratio >= 0.9 and share <= 2 and run.failed == 0
     if workers > 1:
         each = f"rate_limit={per_second / workers:g} each" if told else "no rate_limit"
-        subject = f"{workers} processes ({flavour}, shards), {each}, concurrency {concurrency} each"
+        where = "one folder" if shared else "a folder each (no board)"
+        subject = f"{workers} processes ({flavour}, shards, {where}), {each}, concurrency {concurrency} each"
     else:
         setting = f"rate_limit={per_second:g}" if told else "no rate_limit"
         subject = f"{flavour} download_many, {setting}, concurrency {concurrency}"

@@ -86,8 +86,9 @@ What it does:
   Retry-After, so the hold rates add up to 1.1-1.5x the limit (simulated) and the workers keep throttling each
   other; deeper or quicker cuts, keeping the plateau on a throttle while holding, halving what a "higher limit"
   adds, wall-clock aligned probes and slopes in proportion to the square root of the rate were tried in simulation
-  and all stayed at 0.72-0.80x. Telling each worker ``rate_limit=R/N`` (0.97x) is the fleet's answer;
-  docs/guides/fleets.md.
+  and all stayed at 0.72-0.80x. No policy of one budget fixes that; the fleet shares one measurement instead:
+  ``_fleet`` (a scout finds the limit alone while its peers hold, via :meth:`RequestBudget.hold`, then every shard
+  paces at its share, :meth:`RequestBudget.limit_to`): 0.89-0.92x. docs/guides/fleets.md.
 
   The first pass (from CUBIC with a fixed ``K`` of 8 s): each CUBIC cycle cost a whole-client ``Retry-After`` pause
   plus a climb from 0.9 x; a fleet worker that fell low stayed low (the "twice what is sent" cap, measured over

@@ -57,9 +57,12 @@ class Published(logging.Handler):
         self.clients = clients
         self.at: dict[str, int] | None = None
         self.by: str | None = None
+        self.shares: list[tuple[str, float]] = []  # (worker, requests/s) as each was set
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
+        if "pacing at its share" in message:
+            self.shares.append((message.split()[2].rstrip(":"), float(message.split()[-2])))
         if "found the limit" in message and self.at is None:
             self.by = message.split()[2].rstrip(":")
             self.at = {tag: client.rate_stats().requests for tag, client in self.clients.items()}
@@ -121,6 +124,11 @@ def test_two_shards_one_scouts_alone_then_both_pace_at_half_the_limit(
     limit = json.loads((board / "limit.json").read_bytes())
     assert limit["by"] == tags[first] and 0.75 * LIMIT <= limit["limit"] <= 1.05 * LIMIT
     assert sorted(os.listdir(board)) == ["limit.json"]  # no claim, no running marker left
+    # both paced at half of it; the small shard ended first, and the scout then took the whole limit
+    half = limit["limit"] / 2
+    for who in (tags[first], tags[second]):
+        assert any(w == who and rate == pytest.approx(half, rel=0.01) for w, rate in handler.shares), handler.shares
+    assert handler.shares[-1][0] == tags[first] and handler.shares[-1][1] == pytest.approx(limit["limit"], rel=0.01)
     served = len(ids) + limited.feather.throttled  # every recording's URL once, plus the throttled attempts
     assert limited.feather.throttled / served <= 0.05  # the scout's first burst and probe; the shares hold
     assert sync_client.rate_stats().limit is None and async_client.rate_stats().limit is None  # their own rates back
@@ -197,3 +205,18 @@ def test_a_scout_killed_before_it_found_the_limit_is_taken_over_once_its_claim_i
     assert "callrec fleet 2/2: the scout stopped; finding the limit instead" in messages
     assert not any("waiting for the scout" in m for m in messages)
     assert "running-2" not in os.listdir(board) and "scout.json" not in os.listdir(board)
+
+
+def test_shards_told_their_share_pace_at_it_and_write_no_board(limited: FakeServer, tmp_path: Path) -> None:
+    ids = SMALL[1] + SMALL[2]
+    with feather(limited, rate_limit=LIMIT / 2) as client:
+        first = client.download_many(ids, tmp_path, concurrency=16, shard=(1, 2))
+
+    async def second() -> list[callrec.BulkItem]:
+        async with afeather(limited, rate_limit=LIMIT / 2) as client:
+            return await client.download_many(ids, tmp_path, concurrency=16, shard=(2, 2))
+
+    items = first + asyncio.run(second())
+    assert len(items) == len(ids) and {item.status for item in items} == {"downloaded"}
+    assert not (tmp_path / ".callrec").exists()
+    assert limited.feather.throttled == 0
