@@ -96,5 +96,5 @@ vendor: $(STAMP)  ## Copy callrec, feather_api, siro_api into a monorepo under a
 	$(if $(and $(DEST),$(PACKAGE)),,$(error usage: make vendor DEST=path/to/monorepo PACKAGE=acme.third_party))
 	$(BIN)/python scripts/vendor.py '$(DEST)' --package '$(PACKAGE)' $(if $(FORCE),--force)
 
-bench: $(STAMP)  ## Run the benchmarks (about 13 min on 2 cores); print the table, write benchmarks/RESULTS.md
+bench: $(STAMP)  ## Run the benchmarks (about 21 min on 2 cores); print the table, write benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks
