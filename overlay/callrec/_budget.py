@@ -88,7 +88,7 @@ What it does:
   adds, wall-clock aligned probes and slopes in proportion to the square root of the rate were tried in simulation
   and all stayed at 0.72-0.80x. No policy of one budget fixes that; the fleet shares one measurement instead:
   ``_fleet`` (a scout finds the limit alone while its peers hold, via :meth:`RequestBudget.hold`, then every shard
-  paces at its share, :meth:`RequestBudget.limit_to`): 0.89-0.92x. docs/guides/fleets.md.
+  paces at its share, :meth:`RequestBudget.limit_to`): 0.89-0.91x. docs/guides/fleets.md.
 
   The first pass (from CUBIC with a fixed ``K`` of 8 s): each CUBIC cycle cost a whole-client ``Retry-After`` pause
   plus a climb from 0.9 x; a fleet worker that fell low stayed low (the "twice what is sent" cap, measured over

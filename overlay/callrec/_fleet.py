@@ -33,9 +33,9 @@ what one of them finds, through the destination they already share (a folder, or
   means a board nobody can share: the worker finds a rate alone at once. Other writes that fail are logged,
   never raised: the recordings are the job. A claim the store applied but answered 5xx is read back as ours.
 
-Measured (``make bench``, 60 s of work at 60/s on loopback, four processes, concurrency 16 each): 0.89-0.92x of
+Measured (``make bench``, 60 s of work at 60/s on loopback, four processes, concurrency 16 each): 0.89-0.91x of
 the limit together with 0.1-0.3% of requests answered 429 (the same shards each into a folder of its own, so each
-finds a rate alone: 0.78x, 2.5-3.1%). What it costs: the ~10 s the scout takes, run at ~0.85x by the scout alone,
+finds a rate alone: 0.78-0.84x, 2.5-3.1%). What it costs: the ~10 s the scout takes, run at ~0.85x by the scout alone,
 and the 3% margin every share is paced under.
 
 Cost, per worker: one listing of the board per ``poll_seconds(n)`` (1 s up to 8 workers, n/8 s beyond; a quarter
