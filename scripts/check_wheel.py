@@ -120,8 +120,16 @@ async def bucket(feather: AsyncFeatherClient) -> None:
 
 def otel() -> str:
     # callrec[otel] brings the API and no SDK: until the application sets one, as without the extra,
-    # every call is a no-op on shared objects.
+    # every call is a no-op on shared objects. callrec looks for the API only once the application has
+    # imported it (before that no provider can be set): first as an application that has not, then as one that has.
     from callrec import _otel
+
+    with _otel.span(_otel.DOWNLOAD, {"callrec.vendor": "feather"}) as span:
+        pass
+    assert span is _otel.NULL_SPAN and _otel._api is None, "callrec._otel imported opentelemetry itself"
+    assert "opentelemetry" not in sys.modules, "callrec._otel imported opentelemetry itself"
+    if expect_otel:
+        import opentelemetry.trace  # noqa: F401  (as an application that uses OpenTelemetry has)
 
     with _otel.span(_otel.DOWNLOAD, {"callrec.vendor": "feather", _otel.RECORDING_ID: "call_1"}) as span:
         _otel.event(_otel.RESIGN, {"callrec.url_refreshes": 1})
