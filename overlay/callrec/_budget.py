@@ -163,6 +163,9 @@ PROBE_SLOPE_FAST = 0.1
 #: ... up to this fraction above it; beyond, the limit is not near, and the rate doubles every PROBE_DOUBLING s.
 PROBE_RANGE = 0.15
 PROBE_DOUBLING = 0.5
+#: The first probe after a measured slow start climbs slowly this far above its hold rate before doubling: that
+#: measure is a lower bound, and may be a fifth under the limit (a probe doubling across a limit measures it loosely).
+FIRST_PROBE_RANGE = 0.4
 #: What the origin served is measured over this trailing window (seconds), less its burst (see ``_capacity``).
 CAPACITY_WINDOW = 4.0
 #: ... over stretches at least this long (seconds), as a short one is mostly burst.
@@ -623,11 +626,12 @@ class RequestBudget:
         else:  # probe: slowly once the limit has held where it was, else fast; a limit not found near: doubling
             tau = t - self._plateau
             slope = max(PROBE_SLOPE_FAST if self._fast else PROBE_SLOPE, PROBE_MIN_SLOPE / good)
-            near = PROBE_RANGE / slope
+            reach = FIRST_PROBE_RANGE if self._first_probe else PROBE_RANGE
+            near = reach / slope
             if tau <= near:
                 target = good * (1.0 + slope * tau)
             else:
-                target = good * (1.0 + PROBE_RANGE) * 2.0 ** min((tau - near) / PROBE_DOUBLING, 30.0)
+                target = good * (1.0 + reach) * 2.0 ** min((tau - near) / PROBE_DOUBLING, 30.0)
         if self.ceiling is not None:
             target = min(target, self.ceiling)
         if target <= self._rate:

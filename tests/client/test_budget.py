@@ -14,6 +14,8 @@ from callrec._budget import (
     BETA,
     DECREASE,
     DOUBLING,
+    FIRST_PROBE_RANGE,
+    HOLD,
     INITIAL_WINDOW,
     LIMIT_MARGIN,
     MIN_RATE,
@@ -491,9 +493,26 @@ def test_the_first_probe_after_the_slow_start_is_followed_by_the_longest_plateau
     probes = [t for t in episodes(throttled) if t > 3.0]  # the first burst's and the slow start's come before
     # the first probe comes within PLATEAU_MIN and a slow climb; the next one a whole PLATEAU_MAX later
     assert len(probes) == 2, probes
-    assert probes[0] <= 3.0 + PLATEAU_MIN + 0.15 / PROBE_SLOPE + 4.0
+    assert probes[0] <= 3.0 + PLATEAU_MIN + FIRST_PROBE_RANGE / PROBE_SLOPE + 4.0
     assert probes[1] - probes[0] >= PLATEAU_MAX
     assert rate_between(served, probes[0] + 2.0, probes[1]) >= 0.95 * limit  # held near the limit meanwhile
+
+
+@pytest.mark.parametrize("limit", [x * 0.5 for x in range(20, 301, 3)])  # 10/s to 150/s
+def test_the_first_probe_measures_the_limit_within_two_percent(limit: float) -> None:
+    """The slow start's measure may be a fifth under the limit; the first probe climbs slowly all the way past it
+    (FIRST_PROBE_RANGE), so the origin's bucket drains over seconds and what it served measures its rate closely.
+
+    Issue 26, fifth pass: with the usual PROBE_RANGE (15%) a first hold 0.85x of the limit doubled across it in a
+    fraction of a second, measured 0.92-0.98x, and held 0.90-0.96x for PLATEAU_MAX (7 of these 94 limits failed this test).
+    """
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    export(budget, clock, Origin(clock, lambda _t: limit), 30.0)
+    found = budget.found_limit()
+    assert found is not None
+    assert 0.98 * limit <= found <= limit
+    assert budget.rate is not None and budget.rate <= HOLD * limit
 
 
 def test_a_slow_client_probes_at_least_probe_min_slope_requests_per_second() -> None:
