@@ -90,6 +90,15 @@ What it does:
   ``_fleet`` (a scout finds the limit alone while its peers hold, via :meth:`RequestBudget.hold`, then every shard
   paces at its share, :meth:`RequestBudget.limit_to`): 0.89-0.91x. docs/guides/fleets.md.
 
+  Fifth pass (issue 26): the first probe after a measured slow start climbs slowly up to ``FIRST_PROBE_RANGE``
+  (40%) above its hold rate, not ``PROBE_RANGE`` (15%). The slow start's measure is a lower bound and was up to a
+  fifth under the limit (sync clients more often: answers wait for the GIL, so fewer are counted by the throttle);
+  from 0.85x a climb of 15% doubled across the limit in under half a second, the origin's bucket drained in that
+  time, and what it served measured the limit 0.92-0.98x: held 0.90-0.96x for ``PLATEAU_MAX``. Crossing it slowly
+  drains the bucket over seconds: 0.99-1.0x on the fake clock for every limit from 10/s to 150/s (a policy table).
+  Loopback, sync, one run each before -> after: 20/s C64 0.905x -> 0.920x, 60/s C16 0.902x -> 0.907x (async
+  unchanged, 0.913-0.928x); the make bench figures are in benchmarks/RESULTS.md ("fifth pass").
+
   The first pass (from CUBIC with a fixed ``K`` of 8 s): each CUBIC cycle cost a whole-client ``Retry-After`` pause
   plus a climb from 0.9 x; a fleet worker that fell low stayed low (the "twice what is sent" cap, measured over
   one second, pinned any rate under 1/s). Now the cap counts the request going, and a probe that finds no limit
@@ -672,6 +681,20 @@ class RequestBudget:
                 self._min_gap = 1.0 / rate_limit
                 self._rate = self._good = self._start = self.ceiling
             self._reschedule(self._clock())
+
+    def adapt(self, limit: float) -> None:
+        """Adaptive again (no ceiling), as if a probe had just found ``limit``: hold at ``HOLD`` x it for
+        ``PLATEAU_MAX``, then probe above it. A fleet worker left alone on its board (its peers ended) goes on from
+        the published limit instead of a ceiling (``limit_to``), so a higher limit can still be found."""
+        with self._lock:
+            now = self._clock()
+            self.ceiling, self._min_gap = None, 0.0
+            self._good = self._start = max(HOLD * limit, MIN_RATE)
+            self._rate = self._good
+            self._slow_start = self._first_probe = self._fast = False
+            self._stable, self._plateau, self._bad = 1, PLATEAU_MAX, math.inf
+            self._last_drop = self._phase_start = now
+            self._reschedule(now)
 
     def found_limit(self) -> float | None:
         """The origin's rate as a probe above the hold rate measured it (what was served), or None before one

@@ -559,6 +559,23 @@ def test_a_limit_found_by_one_client_and_divided_among_a_fleet_is_not_throttled(
     assert statuses.count(200) / 60.0 >= 0.9 * 60.0
 
 
+def test_adapt_leaves_a_told_share_for_a_hold_at_the_limit_and_finds_a_higher_one() -> None:
+    """A fleet worker alone on its board: ``limit_to(share)`` was a ceiling; ``adapt(limit)`` holds HOLD x the limit
+    for PLATEAU_MAX, then probes above it, and the origin's higher limit is found."""
+    clock = Clock(0.0)
+    budget = RequestBudget("api", clock=clock)
+    origin = Origin(clock, lambda _t: 90.0)
+    budget.limit_to(15.0)
+    served, _ = export(budget, clock, origin, 10.0)
+    assert rate_between(served, 2.0, 10.0) <= 15.0  # told: never above its share
+    budget.adapt(60.0)
+    assert budget.ceiling is None and budget.rate == pytest.approx(HOLD * 60.0)
+    served, _ = export(budget, clock, origin, 10.0 + PLATEAU_MAX - 1.0)
+    assert rate_between(served, 11.0, 10.0 + PLATEAU_MAX - 1.0) == pytest.approx(HOLD * 60.0, rel=0.02)  # held
+    served, _ = export(budget, clock, origin, 10.0 + PLATEAU_MAX + 30.0)
+    assert rate_between(served, 10.0 + PLATEAU_MAX + 20.0, 10.0 + PLATEAU_MAX + 30.0) >= 0.85 * 90.0  # found
+
+
 def test_the_rate_recovers_from_the_floor_within_seconds() -> None:
     """However many throttles, the floor is a floor: once answers succeed the rate climbs back within seconds."""
     clock = Clock(0.0)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from callrec import _fleet
+from callrec._budget import HOLD as BUDGET_HOLD
 from callrec._budget import LIMIT_MARGIN, WAIT_SLICE, RequestBudget, Ticket
 from callrec._destinations.folder import FolderBoard
 from callrec._fleet import LIMIT_TTL, SCOUT_WAIT, STALE, UNTHROTTLED, Decision, FleetPolicy, Pacer, View
@@ -58,6 +59,20 @@ def test_a_waiter_holds_while_the_scout_is_alive_then_paces_at_the_published_sha
     assert p.decide(11.0, View(limit=58.0, limit_age=0.5, peers=3), None) == Decision(False, 14.5)
     assert p.decide(30.0, View(limit=58.0, limit_age=20.0, peers=1), None) == Decision(False, 29.0)
     assert p.decide(31.0, View(limit=58.0, limit_age=21.0, peers=4), None) == Decision(False, 11.6)  # a late joiner
+
+
+def test_a_worker_alone_on_the_board_goes_on_adaptively_from_the_limit_instead_of_a_share() -> None:
+    """Its peers ended, or nobody shares its board (shards into different folders): the limit it read (or found
+    beside peers it cannot see) is where it starts, not a ceiling."""
+    p = policy()
+    assert p.decide(0.0, View(scout=ME, scout_age=0.0), None) == ALONE
+    assert p.decide(9.0, View(scout=ME, scout_age=1.0), 20.0, throttled=3) == Decision(
+        False, None, seed=20.0, publish=20.0, release=True
+    )
+    assert p.decide(10.0, View(), None) == Decision(False, None, seed=20.0)  # not listed yet
+    assert p.decide(11.0, View(limit=20.0, limit_age=1.0), None) == Decision(False, None, seed=20.0)
+    assert p.decide(12.0, View(limit=20.0, limit_age=2.0, peers=1), None) == Decision(False, 10.0)  # a late joiner
+    assert p.decide(13.0, View(limit=20.0, limit_age=3.0), None) == Decision(False, None, seed=20.0)  # it ended
 
 
 def test_a_dead_scouts_claim_is_taken_over_once_stale() -> None:
@@ -178,7 +193,9 @@ def test_two_pacers_on_one_folder_board_one_scouts_the_other_holds_then_both_tak
     # the scout's shard ends: its marker goes, the other takes the whole limit; then it ends too
     first.close()
     assert scout_budget.rate is None  # its own rate back (unpaced, as a new client)
-    assert second.tick() == Decision(False, 60.0)
+    # alone on the board: adaptive again, from the published limit (not a ceiling: a higher one can be found)
+    assert second.tick() == Decision(False, None, seed=60.0)
+    assert waiter_budget.ceiling is None and waiter_budget.rate == pytest.approx(60.0 * BUDGET_HOLD)
     second.close()
     assert sorted(os.listdir(board)) == ["limit.json"]
 
@@ -198,4 +215,4 @@ def test_a_dead_workers_marker_stops_counting_once_stale_by_the_boards_clock_not
     dead = board.path / "running-1"
     stamp = dead.stat().st_mtime - STALE - 1  # as if STALE s had passed since the kill
     os.utime(dead, (stamp, stamp))
-    assert pacer.tick() == Decision(False, 40.0)
+    assert pacer.tick() == Decision(False, None, seed=40.0)  # alone: adaptive from the limit
