@@ -90,14 +90,14 @@ What it does:
   ``_fleet`` (a scout finds the limit alone while its peers hold, via :meth:`RequestBudget.hold`, then every shard
   paces at its share, :meth:`RequestBudget.limit_to`): 0.89-0.91x. docs/guides/fleets.md.
 
-  Fifth pass (issue 26): the first probe after a measured slow start climbs slowly up to ``FIRST_PROBE_RANGE``
+  Sixth pass (issue 26): the first probe after a measured slow start climbs slowly up to ``FIRST_PROBE_RANGE``
   (40%) above its hold rate, not ``PROBE_RANGE`` (15%). The slow start's measure is a lower bound and was up to a
   fifth under the limit (sync clients more often: answers wait for the GIL, so fewer are counted by the throttle);
   from 0.85x a climb of 15% doubled across the limit in under half a second, the origin's bucket drained in that
   time, and what it served measured the limit 0.92-0.98x: held 0.90-0.96x for ``PLATEAU_MAX``. Crossing it slowly
   drains the bucket over seconds: 0.99-1.0x on the fake clock for every limit from 10/s to 150/s (a policy table).
   Loopback, sync, one run each before -> after: 20/s C64 0.905x -> 0.920x, 60/s C16 0.902x -> 0.907x (async
-  unchanged, 0.913-0.928x); the make bench figures are in benchmarks/RESULTS.md ("fifth pass").
+  unchanged, 0.913-0.928x); the make bench figures are in benchmarks/RESULTS.md ("sixth pass").
 
   The first pass (from CUBIC with a fixed ``K`` of 8 s): each CUBIC cycle cost a whole-client ``Retry-After`` pause
   plus a climb from 0.9 x; a fleet worker that fell low stayed low (the "twice what is sent" cap, measured over

@@ -18,7 +18,11 @@ what one of them finds, through the destination they already share (a folder, or
   that ends (or dies: its marker goes stale) frees its share for the others, and a worker that starts late (a
   scheduler running more shards than it has slots) takes one. Under its share a worker still honours 429s and
   ``Retry-After`` (the vendor may lower its limit); a raised limit is found again once the published one is
-  ``LIMIT_TTL`` old.
+  ``LIMIT_TTL`` old. A worker **alone on the board** (its peers ended, or none shares its destination) is not told
+  the limit: it goes on adaptively from it (``RequestBudget.adapt``: held for a plateau, then probed above), so
+  the last worker of a fleet can find a raised limit, and shards exporting into separate folders, each alone on
+  its board, are not capped at what they found beside peers they cannot see (they were: one held ~5 requests/s
+  for the rest of its run, and four such shards reached 0.38x of the limit in ``make bench``).
 - **A scout that dies** stops refreshing its claim: after ``STALE`` s a waiter takes it over (delete, then
   create-only again) and finds the limit itself. A scout that ends without finding it drops its claim. A scout no
   throttle reaches in ``UNTHROTTLED`` s (one worker cannot drive the API to its limit) publishes 0, "none found":
@@ -33,10 +37,10 @@ what one of them finds, through the destination they already share (a folder, or
   means a board nobody can share: the worker finds a rate alone at once. Other writes that fail are logged,
   never raised: the recordings are the job. A claim the store applied but answered 5xx is read back as ours.
 
-Measured (``make bench``, 60 s of work at 60/s on loopback, four processes, concurrency 16 each): 0.89-0.91x of
+Measured (``make bench``, 60 s of work at 60/s on loopback, four processes, concurrency 16 each): 0.89-0.92x of
 the limit together with 0.1-0.3% of requests answered 429 (the same shards each into a folder of its own, so each
-finds a rate alone: 0.78-0.84x, 2.5-3.1%). What it costs: the ~10 s the scout takes, run at ~0.85x by the scout alone,
-and the 3% margin every share is paced under.
+finds a rate alone: 0.68-0.84x, 2.4-3.1%). What it costs: the 10-15 s the scout takes, run at ~0.85-0.9x by the scout
+alone, and the 3% margin every share is paced under.
 
 Cost, per worker: one listing of the board per ``poll_seconds(n)`` (1 s up to 8 workers, n/8 s beyond; a quarter
 of that while it holds), a read of ``limit.json`` or ``scout.json`` when it changed, and a marker write every

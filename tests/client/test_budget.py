@@ -503,7 +503,7 @@ def test_the_first_probe_measures_the_limit_within_two_percent(limit: float) -> 
     """The slow start's measure may be a fifth under the limit; the first probe climbs slowly all the way past it
     (FIRST_PROBE_RANGE), so the origin's bucket drains over seconds and what it served measures its rate closely.
 
-    Issue 26, fifth pass: with the usual PROBE_RANGE (15%) a first hold 0.85x of the limit doubled across it in a
+    Issue 26, sixth pass: with the usual PROBE_RANGE (15%) a first hold 0.85x of the limit doubled across it in a
     fraction of a second, measured 0.92-0.98x, and held 0.90-0.96x for PLATEAU_MAX (7 of these 94 limits failed this test).
     """
     clock = Clock(0.0)
