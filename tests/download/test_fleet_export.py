@@ -65,7 +65,7 @@ class Published(logging.Handler):
         message = record.getMessage()
         if "pacing at its share" in message:
             self.shares.append((message.split()[2].rstrip(":"), float(message.split()[-2])))
-        if "alone on the board" in message:  # adaptive from the limit: (worker, limit) as ("x/n", None) share ends
+        if "alone on the board" in message:  # "... fleet 1/2: alone on the board: adaptive from the limit, 39.5/s"
             self.alone.append((message.split()[2].rstrip(":"), float(message.split()[-1].removesuffix("/s"))))
         if "found the limit" in message and self.at is None:
             self.by = message.split()[2].rstrip(":")
